@@ -1,0 +1,39 @@
+# Two commands for a fresh clone: `make run` (the demo) and `make test` (the test suite).
+# Both create .venv/ with the pinned versions from requirements.txt first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench bench-quick lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: setup
+	$(PY) examples/demo.py
+
+test: setup
+	$(PY) -m pytest tests
+
+bench: setup
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) bench/run.py
+
+bench-quick: setup
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) bench/run.py --quick
+
+lint: setup
+	$(VENV)/bin/ruff check spark_ray sql_ext tests bench examples
+	$(VENV)/bin/mypy spark_ray
+
+clean:
+	rm -rf $(VENV) build *.egg-info

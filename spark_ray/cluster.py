@@ -1,0 +1,196 @@
+"""Getting a Ray connection, on the driver and in Spark's Python workers.
+
+The driver decides which Ray to use (the embedded local one, or a cluster by
+address) and describes it in a ``RaySpec``; the spec travels to the executors
+inside the Spark job, and each Spark Python worker process connects once and
+reuses the connection for every partition it handles. A connection is keyed by
+everything that changes it, so a job with another address or runtime env
+reconnects instead of silently reusing stale settings (a Byzer bug).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .conf import RayTransformConf
+from .errors import RayConnectionError
+
+log = logging.getLogger(__name__)
+
+# Ray 2.5x+ clusters started by `ray start` or by ray.init(address="local") may
+# demand a token; executors must carry the driver's.
+_AUTH_ENV_KEYS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+_LOCAL_ADDRESSES = (None, "", "local")
+
+
+@dataclass(frozen=True)
+class RaySpec:
+    """Where and how to connect to Ray: enough for any process to join the same cluster."""
+
+    address: str
+    namespace: str
+    runtime_env: tuple[tuple[str, str], ...] = ()  # JSON-able items, frozen for hashing
+    auth_env: tuple[tuple[str, str], ...] = ()
+
+    def runtime_env_dict(self) -> dict[str, Any] | None:
+        import json
+
+        return {key: json.loads(value) for key, value in self.runtime_env} or None
+
+
+class _Connection:
+    """This process's Ray connection and the key it was made with."""
+
+    lock = threading.Lock()
+    spec: RaySpec | None = None
+    asked: tuple[Any, ...] | None = None  # (address, namespace, runtime env) the driver asked for
+    owned = False  # True when we called ray.init (so we may shut it down)
+
+
+def _freeze_runtime_env(runtime_env: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    import json
+
+    return tuple(sorted((key, json.dumps(value, sort_keys=True)) for key, value in (runtime_env or {}).items()))
+
+
+def _auth_env() -> tuple[tuple[str, str], ...]:
+    found = {key: os.environ[key] for key in _AUTH_ENV_KEYS if os.environ.get(key)}
+    if found.get("RAY_AUTH_MODE") == "token" and "RAY_AUTH_TOKEN" not in found:
+        token_path = os.path.expanduser("~/.ray/auth_token")
+        if os.path.exists(token_path):
+            with open(token_path, encoding="utf-8") as token_file:
+                found["RAY_AUTH_TOKEN"] = token_file.read().strip()
+    return tuple(sorted(found.items()))
+
+
+def requested_address(conf: RayTransformConf) -> str | None:
+    """The address asked for: the option, else RAY_ADDRESS, else None (embedded)."""
+    address = conf.ray_address if conf.ray_address is not None else os.environ.get("RAY_ADDRESS")
+    return None if address in _LOCAL_ADDRESSES else address
+
+
+def ensure_driver_ray(conf: RayTransformConf) -> RaySpec:
+    """Connect the driver to Ray (starting the embedded one if needed) and describe it."""
+    import ray
+
+    address = requested_address(conf)
+    with _Connection.lock:
+        if ray.is_initialized() and not _Connection.owned and address is None:
+            # The user called ray.init() themselves: use their connection.
+            return _describe_current(conf, None)
+        want = (address, conf.ray_namespace, _freeze_runtime_env(conf.runtime_env))
+        if ray.is_initialized() and _Connection.asked == want and _Connection.spec is not None:
+            return _Connection.spec
+        if ray.is_initialized() and _Connection.owned:
+            ray.shutdown()
+        if address is None:
+            _start_embedded_ray(conf)
+        else:
+            _init_ray(address, conf.ray_namespace, conf.runtime_env)
+        _Connection.owned = True
+        _Connection.asked = want
+        _Connection.spec = _describe_current(conf, address)
+        return _Connection.spec
+
+
+def _describe_current(conf: RayTransformConf, asked: str | None) -> RaySpec:
+    import ray
+
+    if asked is not None and asked.startswith("ray://"):
+        address = asked  # a Ray Client address: executors connect through the same proxy
+    else:
+        address = ray.get_runtime_context().gcs_address
+    return RaySpec(
+        address=address,
+        namespace=conf.ray_namespace,
+        runtime_env=_freeze_runtime_env(conf.runtime_env),
+        auth_env=_auth_env(),
+    )
+
+
+def _start_embedded_ray(conf: RayTransformConf) -> None:
+    import ray
+
+    num_cpus = conf.local_ray_cpus or os.cpu_count() or 1
+    log.info("starting an embedded local Ray with %s CPUs", num_cpus)
+    try:
+        ray.init(
+            address="local",  # never join whatever /tmp/ray/ray_current_cluster names
+            num_cpus=num_cpus,
+            include_dashboard=conf.dashboard,
+            namespace=conf.ray_namespace,
+            runtime_env=conf.runtime_env,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
+    except Exception as error:
+        raise RayConnectionError(f"could not start the embedded local Ray: {error}") from error
+    atexit.register(_shutdown_owned)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a host:port nobody listens on: ray.init would retry for minutes."""
+    if address in ("auto",) or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as error:
+        raise RayConnectionError(
+            f"could not connect to the Ray cluster at {address!r}: {error}. Check that the cluster is "
+            "running (`ray status --address ...`) and that this host can reach that address."
+        ) from None
+
+
+def _init_ray(address: str, namespace: str, runtime_env: dict[str, Any] | None) -> None:
+    import ray
+
+    _check_reachable(address)
+    try:
+        ray.init(address=address, namespace=namespace, runtime_env=runtime_env, logging_level=logging.WARNING)
+    except Exception as error:
+        raise RayConnectionError(
+            f"could not connect to the Ray cluster at {address!r}: {error}. Check that the cluster is "
+            "running (`ray status --address ...`), that this host can reach it, and, for clusters that "
+            "require a token, that RAY_AUTH_MODE=token and RAY_AUTH_TOKEN are set."
+        ) from error
+
+
+def _shutdown_owned() -> None:
+    import ray
+
+    with _Connection.lock:
+        if _Connection.owned and ray.is_initialized():
+            ray.shutdown()
+        _Connection.owned = False
+        _Connection.spec = None
+        _Connection.asked = None
+
+
+def shutdown() -> None:
+    """Disconnect from Ray, stopping the embedded Ray if we started it."""
+    _shutdown_owned()
+
+
+def ensure_worker_ray(spec: RaySpec) -> None:
+    """Join the driver's Ray from a Spark Python worker, once per process and spec."""
+    # Ray reads its auth settings when it is imported: set them first.
+    for key, value in spec.auth_env:
+        os.environ[key] = value
+    import ray
+
+    with _Connection.lock:
+        if _Connection.spec == spec and ray.is_initialized():
+            return
+        if ray.is_initialized():
+            ray.shutdown()
+        _init_ray(spec.address, spec.namespace, spec.runtime_env_dict())
+        _Connection.spec = spec
+        _Connection.owned = True

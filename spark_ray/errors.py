@@ -1,0 +1,68 @@
+"""One exception hierarchy for the whole project.
+
+Callers catch ``SparkRayError`` to catch everything we raise on purpose; the
+subclasses say whose fault it is: the caller's options (``ConfigError``), a
+schema (``SchemaError`` and its parse variant), the user's own code
+(``UserCodeError``), or ours (``InternalError``, which asks for a report).
+"""
+
+from __future__ import annotations
+
+
+class SparkRayError(Exception):
+    """Base of every error spark-ray raises deliberately."""
+
+
+class ConfigError(SparkRayError, ValueError):
+    """An option has an unknown name or a value it cannot take."""
+
+
+class SchemaError(SparkRayError, ValueError):
+    """A schema cannot be used, or data does not fit the schema."""
+
+
+class SchemaParseError(SchemaError):
+    """A schema string is malformed.
+
+    Keeps the text and the 0-based offset so callers (and tests) can point at
+    the fault without parsing the message.
+    """
+
+    def __init__(self, description: str, text: str, position: int) -> None:
+        self.description = description
+        self.text = text
+        self.position = position
+        line_start = text.rfind("\n", 0, position) + 1
+        line_end = text.find("\n", position)
+        line = text[line_start : len(text) if line_end == -1 else line_end]
+        column = position - line_start
+        message = f"{description} at position {position} of schema:\n  {line}\n  {' ' * column}^"
+        super().__init__(message)
+
+
+class ResultSchemaError(SchemaError):
+    """A value produced by user code does not fit the declared output schema."""
+
+
+class UserCodeError(SparkRayError):
+    """The user's function raised; the message carries the user's traceback."""
+
+    def __init__(self, message: str, user_traceback: str = "") -> None:
+        self.message = message
+        self.user_traceback = user_traceback
+        super().__init__(f"{message}\n{user_traceback}" if user_traceback else message)
+
+    def __reduce__(self):  # type: ignore[override]
+        # Exceptions pickle their args only; keep both fields across Ray and Spark workers.
+        return (UserCodeError, (self.message, self.user_traceback))
+
+
+class RayConnectionError(SparkRayError, ConnectionError):
+    """Ray could not be reached at the address we were given."""
+
+
+class InternalError(SparkRayError, RuntimeError):
+    """A bug in spark-ray itself."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message} (this is a bug in spark-ray; please report it with this message)")

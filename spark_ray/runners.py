@@ -1,0 +1,139 @@
+"""One narrow door to the engines: a stream of Arrow shards in, a stream out.
+
+Both data paths (executor and driver) cut the table into shards with
+``coalesce`` and hand them to a runner. ``InlineRunner`` runs the shard
+program in this process (python_mode="python"); ``RayRunner`` runs each shard
+in a Ray task, keeps a bounded window of tasks in flight and yields results in
+input order. The same tests run through each.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from .errors import ResultSchemaError, UserCodeError
+from .user_code import ShardProgram
+
+
+def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
+    """Group small Arrow batches into shards worth a Ray task, without copying.
+
+    A shard closes once it reaches ``max_bytes`` or ``max_rows``; a small
+    partition therefore becomes a single shard, and empty batches are dropped.
+    """
+    pending: list[pa.RecordBatch] = []
+    size = rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        size += batch.nbytes
+        rows += batch.num_rows
+        if size >= max_bytes or rows >= max_rows:
+            yield pa.Table.from_batches(pending)
+            pending, size, rows = [], 0, 0
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
+class BatchRunner(Protocol):
+    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]: ...
+
+
+class InlineRunner:
+    """Runs the shard program here, in this process: no Ray at all."""
+
+    def __init__(self, program: ShardProgram) -> None:
+        self.program = program
+
+    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for shard in shards:
+            yield self.program.run(shard)
+
+
+# Programs unpickled in this Ray worker process, newest last: a job's tasks reuse one.
+_PROGRAM_CACHE: collections.OrderedDict[str, ShardProgram] = collections.OrderedDict()
+_PROGRAM_CACHE_SIZE = 8
+
+
+def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table) -> pa.Table:
+    """The body of every Ray task: fetch this job's program (cached) and run one shard."""
+    program = _PROGRAM_CACHE.get(job_id)
+    if program is None:
+        import cloudpickle
+
+        program = cloudpickle.loads(program_blob)
+        _PROGRAM_CACHE[job_id] = program
+        while len(_PROGRAM_CACHE) > _PROGRAM_CACHE_SIZE:
+            _PROGRAM_CACHE.popitem(last=False)
+    return program.run(shard)
+
+
+_REMOTE_RUN_SHARD: Any = None
+
+
+def _remote_run_shard() -> Any:
+    global _REMOTE_RUN_SHARD
+    if _REMOTE_RUN_SHARD is None:
+        import ray
+
+        _REMOTE_RUN_SHARD = ray.remote(run_shard_task)
+    return _REMOTE_RUN_SHARD
+
+
+# The program's ObjectRef per job in this process: put once, reused by every partition.
+_PROGRAM_REFS: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+
+def program_ref(job_id: str, program_blob: bytes) -> Any:
+    import ray
+
+    ref = _PROGRAM_REFS.get(job_id)
+    if ref is None:
+        ref = ray.put(program_blob)
+        _PROGRAM_REFS[job_id] = ref
+        while len(_PROGRAM_REFS) > _PROGRAM_CACHE_SIZE:
+            _PROGRAM_REFS.popitem(last=False)
+    return ref
+
+
+class RayRunner:
+    """Runs each shard as a Ray task, ``window`` at a time, results in input order."""
+
+    def __init__(self, job_id: str, program_blob: bytes, task_options: dict[str, Any], window: int) -> None:
+        self.job_id = job_id
+        self.program_ref = program_ref(job_id, program_blob)
+        self.remote = _remote_run_shard().options(**task_options)
+        self.window = window
+
+    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        import ray
+
+        in_flight: collections.deque[Any] = collections.deque()
+        try:
+            for shard in shards:
+                in_flight.append(self.remote.remote(self.job_id, self.program_ref, shard))
+                if len(in_flight) >= self.window:
+                    yield _get_result(in_flight.popleft())
+            while in_flight:
+                yield _get_result(in_flight.popleft())
+        finally:
+            # On failure or early close (e.g. a limit()), stop the work nobody will read.
+            for ref in in_flight:
+                ray.cancel(ref, force=False)
+
+
+def _get_result(ref: Any) -> pa.Table:
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as error:
+        cause = error.cause
+        if isinstance(cause, (UserCodeError, ResultSchemaError)):
+            raise cause from None
+        raise

@@ -1,0 +1,172 @@
+"""The user's function, and running it over one shard of the table.
+
+A ``ShardProgram`` is what a Ray task (or a Spark Python worker, without Ray)
+executes: it takes one shard as Arrow data, calls the user's function the way
+its ``kind`` says, and returns Arrow data of the output schema. It is pickled
+once per job and cached by job id where it runs.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import sysconfig
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from .convert import conform_table, pandas_to_table, rows_to_batch
+from .errors import ResultSchemaError, UserCodeError
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class UserFunction:
+    """A user function with what we need to report on it.
+
+    Attributes:
+        fn: the callable itself.
+        kind: "row", "rows", "arrow" or "pandas".
+        label: how errors name it, e.g. "function echo (<ray_transform code>, line 7)".
+        source, filename: the code string it came from, if any, so that
+            tracebacks in remote processes can show its lines.
+    """
+
+    fn: Callable[..., Any]
+    kind: str
+    label: str
+    source: str | None = None
+    filename: str | None = None
+
+    @classmethod
+    def from_callable(cls, fn: Callable[..., Any], kind: str) -> UserFunction:
+        if not callable(fn):
+            raise TypeError(f"code must be a callable or a string of Python source, got {type(fn).__name__}")
+        return cls(fn=fn, kind=kind, label=describe_callable(fn))
+
+    def register_source(self) -> None:
+        if self.source is not None and self.filename is not None:
+            register_source(self.filename, self.source)
+
+
+def register_source(filename: str, source: str) -> None:
+    """Let traceback and linecache show the lines of a code string in this process."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+
+
+def describe_callable(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f"function {name}"
+    return f"function {name} ({code.co_filename}, line {code.co_firstlineno})"
+
+
+def user_traceback(error: BaseException) -> str:
+    """The traceback of ``error`` without our own frames, ending with the error line."""
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR + os.sep)
+    ]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(frames))
+    return text + "".join(traceback.format_exception_only(type(error), error))
+
+
+def _is_users_own_module(module_name: str) -> bool:
+    """A module imported from the user's files rather than an installed package.
+
+    Ray and Spark workers may not have those files on their path, so
+    functions from them must travel by value, like functions from __main__.
+    """
+    module = sys.modules.get(module_name)
+    path = getattr(module, "__file__", None)
+    if module is None or path is None or module_name.split(".")[0] in ("spark_ray", "sql_ext"):
+        return False
+    installed = {sysconfig.get_paths()[key] for key in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return not any(os.path.abspath(path).startswith(os.path.abspath(root) + os.sep) for root in installed)
+
+
+def pickle_program(program: ShardProgram) -> bytes:
+    """cloudpickle the program, taking the user's own modules by value."""
+    import cloudpickle
+
+    module_name = getattr(program.user.fn, "__module__", None) or ""
+    by_value = _is_users_own_module(module_name)
+    if by_value:
+        cloudpickle.register_pickle_by_value(sys.modules[module_name])
+    try:
+        return cloudpickle.dumps(program)
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(sys.modules[module_name])
+
+
+@dataclass
+class ShardProgram:
+    """One job's work on one shard: the user function plus the output schema."""
+
+    user: UserFunction
+    schema: pa.Schema
+    _ready: bool = field(default=False, repr=False, compare=False)
+
+    def run(self, data: pa.Table | pa.RecordBatch) -> pa.Table:
+        if not self._ready:
+            self.user.register_source()
+            self._ready = True
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        kind = self.user.kind
+        try:
+            if kind == "row":
+                return self._run_rows(self._each_row, table)
+            if kind == "rows":
+                return self._run_rows(self._whole_shard, table)
+            if kind == "arrow":
+                return self._run_arrow(table)
+            return self._run_pandas(table)
+        except (UserCodeError, ResultSchemaError):
+            raise
+        except Exception as error:  # the user's own failure: keep their traceback, not ours
+            raise UserCodeError(
+                f"{self.user.label} raised {type(error).__name__}: {error}", user_traceback(error)
+            ) from None
+
+    def _each_row(self, rows: list[dict[str, Any]]) -> Iterator[Any]:
+        fn = self.user.fn
+        for row in rows:
+            result = fn(row)
+            if result is None:
+                continue
+            if isinstance(result, (dict, tuple)):
+                yield result
+            else:
+                yield from result
+
+    def _whole_shard(self, rows: list[dict[str, Any]]) -> Iterable[Any]:
+        produced = self.user.fn(iter(rows))
+        if produced is None:
+            return ()
+        return produced
+
+    def _run_rows(self, produce: Callable[[list[dict[str, Any]]], Iterable[Any]], table: pa.Table) -> pa.Table:
+        rows = table.to_pylist(maps_as_pydicts="strict") if table.num_rows else []
+        output = [row for row in produce(rows) if row is not None]
+        return pa.Table.from_batches([rows_to_batch(output, self.schema, self.user.label)])
+
+    def _run_arrow(self, table: pa.Table) -> pa.Table:
+        batches = table.combine_chunks().to_batches()
+        batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+        result = self.user.fn(batch)
+        if not isinstance(result, (pa.RecordBatch, pa.Table)):
+            raise ResultSchemaError(
+                f"{self.user.label} must return a pyarrow RecordBatch or Table, got {type(result).__name__}"
+            )
+        return conform_table(result, self.schema, self.user.label)
+
+    def _run_pandas(self, table: pa.Table) -> pa.Table:
+        return pandas_to_table(self.user.fn(table.to_pandas()), self.schema, self.user.label)

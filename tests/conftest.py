@@ -1,0 +1,38 @@
+"""One local[2] SparkSession and one embedded Ray for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from spark_ray import cluster
+from spark_ray import conf as spark_ray_conf
+from spark_ray.local_spark import local_spark
+
+_AFTER_SPARK: list[Callable[[], None]] = []
+
+
+def stop_after_spark(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` at session end, after Spark (and its Python workers) stopped."""
+    _AFTER_SPARK.append(cleanup)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = local_spark("local[2]", app_name="spark-ray-tests", **{"spark.ui.enabled": "false"})
+    cluster.ensure_driver_ray(spark_ray_conf.RayTransformConf())
+    yield session
+    # Spark first: its Python workers hold Ray connections that should close before Ray does.
+    session.stop()
+    cluster.shutdown()
+    for cleanup in _AFTER_SPARK:
+        cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session_settings(request):
+    """Session settings (set_session_conf) never leak from one test into the next."""
+    yield
+    if "spark" in request.fixturenames:
+        spark_ray_conf.clear_session_conf(request.getfixturevalue("spark"))

@@ -1,0 +1,88 @@
+"""Options: one typed home, four layers, Byzer's names accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from spark_ray import ConfigError, RayTransformConf, ray_transform, set_session_conf
+from spark_ray.conf import resolve_conf
+
+
+def test_defaults():
+    conf = resolve_conf(None, {})
+    assert conf == RayTransformConf()
+    assert (conf.mode, conf.run_in, conf.kind, conf.python_mode) == ("data", "executor", "row", "ray")
+
+
+def test_call_beats_session_beats_spark_conf_beats_default(spark):
+    spark.conf.set("spark.ray.batch_rows", "111")
+    spark.conf.set("spark.ray.runIn", "driver")
+    spark.conf.set("spark.ray.max_in_flight", "3")
+    try:
+        assert resolve_conf(spark, {}).batch_rows == 111
+        set_session_conf(spark, batch_rows="222", dataMode="data", runIn="executor")
+        conf = resolve_conf(spark, {})
+        assert (conf.batch_rows, conf.run_in, conf.max_in_flight) == (222, "executor", 3)
+        conf = resolve_conf(spark, {"batch_rows": 333})
+        assert (conf.batch_rows, conf.run_in, conf.max_in_flight) == (333, "executor", 3)
+        assert resolve_conf(spark, {}).num_gpus == 0.0  # untouched: the default
+    finally:
+        spark.conf.unset("spark.ray.batch_rows")
+        spark.conf.unset("spark.ray.runIn")
+        spark.conf.unset("spark.ray.max_in_flight")
+
+
+def test_strings_are_read_as_the_fields_types(spark):
+    set_session_conf(spark, dashboard="true", num_cpus="0.5", runtime_env='{"env_vars": {"A": "1"}}', spill_dir="none")
+    conf = resolve_conf(spark, {})
+    assert conf.dashboard is True and conf.num_cpus == 0.5
+    assert conf.runtime_env == {"env_vars": {"A": "1"}} and conf.spill_dir is None
+
+
+def test_unreadable_value_names_option_and_type(spark):
+    with pytest.raises(ConfigError, match="option batch_rows expects int; cannot read 'many'"):
+        set_session_conf(spark, batch_rows="many")
+
+
+def test_unknown_spark_conf_key_is_an_error(spark):
+    spark.conf.set("spark.ray.runin_typo", "driver")
+    try:
+        with pytest.raises(ConfigError, match="unknown option 'runin_typo'"):
+            resolve_conf(spark, {})
+    finally:
+        spark.conf.unset("spark.ray.runin_typo")
+
+
+def test_ray_task_options_only_holds_what_is_set():
+    assert RayTransformConf().ray_task_options() == {"num_cpus": 1.0}
+    conf = RayTransformConf(num_cpus=0.5, num_gpus=1, resources={"bob": 1.0}, memory=1 << 20)
+    assert conf.ray_task_options() == {"num_cpus": 0.5, "num_gpus": 1, "resources": {"bob": 1.0}, "memory": 1 << 20}
+
+
+def test_session_settings_reach_ray_transform(spark):
+    df = spark.createDataFrame([(1,)], "id long")
+    set_session_conf(spark, kind="arrow")
+    out = ray_transform(df, lambda batch: batch, "id long")  # an arrow function works: kind came from the session
+    assert [r.id for r in out.collect()] == [1]
+
+
+def test_driver_jobs_are_named_and_the_callers_group_is_restored(spark):
+    sc = spark.sparkContext
+    sc.setJobGroup("callers-group", "caller's own description")
+    try:
+        df = spark.createDataFrame([(1,)], "id long")
+        ray_transform(df, lambda row: row, "id long", run_in="driver", job_group="named-by-test")
+        assert sc.statusTracker().getJobIdsForGroup("named-by-test"), "no Spark job ran under the job group"
+        assert sc.getLocalProperty("spark.jobGroup.id") == "callers-group"
+        assert sc.getLocalProperty("spark.job.description") == "caller's own description"
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        sc.setLocalProperty("spark.job.description", None)
+
+
+def test_executor_plan_names_the_function(spark):
+    def tag_rows(row):
+        return row
+
+    out = ray_transform(spark.createDataFrame([(1,)], "id long"), tag_rows, "id long")
+    assert "ray_transform[test_executor_plan_names_the_function.<locals>.tag_rows]" in out._jdf.queryExecution().toString()

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def ray_transform(
     df: DataFrame,
     code: Callable[..., Any] | str,
-    schema: str | StructType,
+    schema: str | StructType | None = None,
     mode: str | None = None,
     run_in: str | None = None,
     **options: Any,
@@ -41,6 +41,7 @@ def ray_transform(
             ``ray_context.foreach(fn)`` or ``ray_context.map_iter(fn)``).
         schema: the output schema: ``st(field(id,long),...)``, Spark's JSON
             schema, a DDL string (``id long, name string``) or a StructType.
+            None takes the ``schema`` option (session or Spark conf).
         mode: "data" (default; map every shard). "model" is not available yet.
         run_in: "executor" (default; Spark's Python workers feed Ray) or
             "driver" (the driver streams the table to Ray).
@@ -64,7 +65,12 @@ def ray_transform(
     if run_in is not None:
         call_options["run_in"] = run_in
     conf = resolve_conf(df.sparkSession, call_options)
+    if schema is None:
+        if conf.schema is None:
+            raise ConfigError("no output schema: pass schema=..., or set the schema option for the session")
+        schema = conf.schema
     struct = parse_schema(schema)
+    _warn_about_python_env(conf)
     user, conf = _user_function(code, conf, explicit_address="ray_address" in call_options or "rayAddress" in call_options)
     if conf.mode == "model":
         raise ConfigError("mode='model' is not implemented yet; use mode='data'")
@@ -97,7 +103,7 @@ def _user_function(
 
 def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayTransformConf) -> DataFrame:
     arrow_schema = to_arrow_schema(struct)
-    program_blob = pickle_program(ShardProgram(user, arrow_schema))
+    program_blob = pickle_program(ShardProgram(user, arrow_schema, env=conf.env_vars()))
     job_id = uuid.uuid4().hex
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
     label = user.label.split(" (")[0].removeprefix("function ")
@@ -127,6 +133,26 @@ def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayT
         return run_on_driver(
             df, struct, runner, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, spill_dir=conf.spill_dir
         )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_about_python_env(conf: RayTransformConf) -> None:
+    """Byzer scripts name interpreters and conda envs of their old cluster: say once that they are not used."""
+    import os
+    import sys
+
+    notes = []
+    if conf.python_exec and os.path.realpath(conf.python_exec) != os.path.realpath(sys.executable):
+        notes.append(f"pythonExec={conf.python_exec!r} is not this interpreter ({sys.executable}); using this one")
+    for name in conf.activations():
+        if not os.path.isdir(name) and not os.path.isdir(os.path.join(sys.prefix, "envs", name)):
+            notes.append(f"PYTHON_ENV activates {name!r}, which does not exist here; using the current environment")
+    for note in notes:
+        if note not in _WARNED:
+            _WARNED.add(note)
+            warnings.warn(note, stacklevel=4)
 
 
 def _ray_cpus() -> float:

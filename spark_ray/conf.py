@@ -59,6 +59,12 @@ class RayTransformConf:
             back; must be visible to the executors (a shared path on a cluster).
         job_description: the Spark job description; a default names the call.
         job_group: the Spark job group of driver-mode jobs (default: one per call).
+        schema: the output schema, when the call does not pass one (Byzer's
+            ``!python conf "schema=st(...)"``).
+        python_exec: Byzer's pythonExec. Only this interpreter can run here;
+            another one is reported once and ignored.
+        python_env: Byzer's PYTHON_ENV, e.g. ``export A=1 && source activate env``:
+            each ``export K=V`` becomes an environment variable of the user code.
     """
 
     mode: str = "data"
@@ -80,6 +86,9 @@ class RayTransformConf:
     spill_dir: str | None = None
     job_description: str | None = None
     job_group: str | None = None
+    schema: str | None = None
+    python_exec: str | None = None
+    python_env: str | None = None
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -110,6 +119,25 @@ class RayTransformConf:
             options["resources"] = dict(self.resources)
         return options
 
+    def env_vars(self) -> dict[str, str]:
+        """The ``export K=V`` parts of python_env, in order."""
+        found: dict[str, str] = {}
+        for part in (self.python_env or "").split("&&"):
+            words = part.strip().split(None, 1)
+            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+                key, _, value = words[1].partition("=")
+                found[key.strip()] = value.strip().strip("'\"")
+        return found
+
+    def activations(self) -> list[str]:
+        """The environments python_env asks to activate (``source activate X``, ``conda activate X``)."""
+        names = []
+        for part in (self.python_env or "").split("&&"):
+            words = part.split()
+            if len(words) >= 2 and words[-2] == "activate":
+                names.append(words[-1])
+        return names
+
     def replace(self, **changes: Any) -> RayTransformConf:
         return dataclasses.replace(self, **changes)
 
@@ -131,6 +159,12 @@ ALIASES = {
     "batchRows": "batch_rows",
     "maxInFlight": "max_in_flight",
     "spillDir": "spill_dir",
+    "pythonExec": "python_exec",
+    "PYTHON_ENV": "python_env",
+    "pythonEnv": "python_env",
+    "jobDescription": "job_description",
+    "jobGroup": "job_group",
+    "localRayCpus": "local_ray_cpus",
 }
 _LOOKUP = {name.lower(): name for name in FIELD_NAMES} | {a.lower(): t for a, t in ALIASES.items()}
 

@@ -8,6 +8,7 @@ once per job and cached by job id where it runs.
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
 import sys
@@ -107,12 +108,35 @@ def pickle_program(program: ShardProgram) -> bytes:
             cloudpickle.unregister_pickle_by_value(sys.modules[module_name])
 
 
+@contextlib.contextmanager
+def job_environment(env: dict[str, str]) -> Iterator[None]:
+    """Set a job's environment variables around its code, then put the old ones back.
+
+    Ray and Spark reuse worker processes across jobs; variables left behind
+    would leak into the next job (Byzer's stale-settings bug).
+    """
+    if not env:
+        yield
+        return
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @dataclass
 class ShardProgram:
     """One job's work on one shard: the user function plus the output schema."""
 
     user: UserFunction
     schema: pa.Schema
+    env: dict[str, str] = field(default_factory=dict)  # PYTHON_ENV's exports, for the user code
     _ready: bool = field(default=False, repr=False, compare=False)
 
     def run(self, data: pa.Table | pa.RecordBatch) -> pa.Table:
@@ -122,19 +146,23 @@ class ShardProgram:
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         kind = self.user.kind
         try:
-            if kind == "row":
-                return self._run_rows(self._each_row, table)
-            if kind == "rows":
-                return self._run_rows(self._whole_shard, table)
-            if kind == "arrow":
-                return self._run_arrow(table)
-            return self._run_pandas(table)
+            with job_environment(self.env):
+                return self._run_kind(kind, table)
         except (UserCodeError, ResultSchemaError):
             raise
         except Exception as error:  # the user's own failure: keep their traceback, not ours
             raise UserCodeError(
                 f"{self.user.label} raised {type(error).__name__}: {error}", user_traceback(error)
             ) from None
+
+    def _run_kind(self, kind: str, table: pa.Table) -> pa.Table:
+        if kind == "row":
+            return self._run_rows(self._each_row, table)
+        if kind == "rows":
+            return self._run_rows(self._whole_shard, table)
+        if kind == "arrow":
+            return self._run_arrow(table)
+        return self._run_pandas(table)
 
     def _each_row(self, rows: list[dict[str, Any]]) -> Iterator[Any]:
         fn = self.user.fn

@@ -16,10 +16,12 @@ from pyspark.sql.types import StructType
 from . import cluster
 from .code_string import function_from_code
 from .conf import RayTransformConf, resolve_conf
-from .context import PythonContext
+from .context import _UNSET, PythonContext
+from .data_server import DataServer
 from .errors import ConfigError
+from .model_mode import ModelProgram, model_partition_function, requested_address_in
 from .schema import parse_schema, to_arrow_schema
-from .user_code import ShardProgram, UserFunction, pickle_program
+from .user_code import ShardProgram, UserFunction, pickle_with_user_module
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ def ray_transform(
         schema: the output schema: ``st(field(id,long),...)``, Spark's JSON
             schema, a DDL string (``id long, name string``) or a StructType.
             None takes the ``schema`` option (session or Spark conf).
-        mode: "data" (default; map every shard). "model" is not available yet.
+        mode: "data" (default; map every shard) or "model" (the code runs once,
+            reads any shard through the context and sets the output).
         run_in: "executor" (default; Spark's Python workers feed Ray) or
             "driver" (the driver streams the table to Ray).
         **options: any field of :class:`spark_ray.conf.RayTransformConf`, e.g.
@@ -71,39 +74,87 @@ def ray_transform(
         schema = conf.schema
     struct = parse_schema(schema)
     _warn_about_python_env(conf)
-    user, conf = _user_function(code, conf, explicit_address="ray_address" in call_options or "rayAddress" in call_options)
     if conf.mode == "model":
-        raise ConfigError("mode='model' is not implemented yet; use mode='data'")
+        if isinstance(code, str):
+            conf = _apply_code_address(requested_address_in(code), conf)
+        elif not callable(code):
+            raise TypeError(f"code must be a callable or a string of Python source, got {type(code).__name__}")
+        return _transform_model(df, struct, code, conf)
+    user, conf = _user_function(code, conf)
     return _transform(df, struct, user, conf)
 
 
-def _user_function(
-    code: Callable[..., Any] | str, conf: RayTransformConf, explicit_address: bool
-) -> tuple[UserFunction, RayTransformConf]:
-    """The function to run, and the conf adjusted by what a code string asked for."""
+def _user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tuple[UserFunction, RayTransformConf]:
+    """The data-mode function to run, and the conf adjusted by what a code string asked for."""
     if not isinstance(code, str):
         return UserFunction.from_callable(code, conf.kind), conf
-    context = PythonContext({key: str(value) for key, value in vars(conf).items() if value is not None})
+    context = PythonContext(_conf_strings(conf))
     user = function_from_code(code, context)
-    if not context.connected:
-        return user, conf
-    asked = context.requested_address
-    if explicit_address or conf.ray_address is not None:
+    return user, _apply_code_address(context.requested_address, conf)
+
+
+def _conf_strings(conf: RayTransformConf) -> dict[str, str]:
+    return {key: str(value) for key, value in vars(conf).items() if value is not None}
+
+
+def _apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
+    """Byzer code names its own Ray address; a configured ray_address wins, with a warning."""
+    if asked is _UNSET:
+        return conf
+    if conf.ray_address is not None:
         if asked is not None and asked != conf.ray_address:
             warnings.warn(
                 f"the code string connects to {asked!r}, but ray_address={conf.ray_address!r} was given; "
                 "using the given address",
-                stacklevel=3,
+                stacklevel=4,
             )
-        return user, conf
+        return conf
     if asked is None:  # pyjava: connect(context, None) runs without Ray
-        return user, conf.replace(python_mode="python")
-    return user, conf.replace(ray_address=asked)
+        return conf.replace(python_mode="python")
+    return conf.replace(ray_address=asked)
+
+
+def _server_host(conf: RayTransformConf) -> str | None:
+    """Where data servers listen: as configured, loopback when Ray is local, else Ray's node address."""
+    if conf.data_server_host:
+        return conf.data_server_host
+    if not conf.uses_ray or cluster.requested_address(conf) is None:
+        return "127.0.0.1"
+    return None
+
+
+def _transform_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str, conf: RayTransformConf) -> DataFrame:
+    """Model mode: run the program once, on the driver or in one Spark task, and checkpoint its output."""
+    ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
+    program = ModelProgram(
+        code=code,
+        schema=to_arrow_schema(struct),
+        conf_strings=_conf_strings(conf),
+        env=conf.env_vars(),
+        server_host=_server_host(conf),
+        idle_timeout_s=conf.data_server_idle_timeout,
+        max_bytes=conf.batch_bytes,
+        max_rows=conf.batch_rows,
+        spill_parent=conf.spill_dir,
+    )
+    input_schema = to_arrow_schema(df.schema)
+    spark = df.sparkSession
+    description = conf.job_description or f"spark-ray ray_transform[model] run_in={conf.run_in}"
+    with spark_job_group(spark.sparkContext, conf.job_group or f"spark-ray-{uuid.uuid4().hex}", description):
+        if conf.run_in == "driver":
+            from .driver_path import stream_table, tables_to_dataframe
+
+            batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
+            return tables_to_dataframe(spark, program.run(batches, input_schema), struct, conf.spill_dir)
+        blob = pickle_with_user_module(program, code)
+        run_model = model_partition_function(blob, input_schema, ray_spec)
+        # Eager: the program runs once, now, in a single Spark task, not again on every action.
+        return df.coalesce(1).mapInArrow(run_model, struct).localCheckpoint(eager=True)
 
 
 def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayTransformConf) -> DataFrame:
     arrow_schema = to_arrow_schema(struct)
-    program_blob = pickle_program(ShardProgram(user, arrow_schema, env=conf.env_vars()))
+    program_blob = pickle_with_user_module(ShardProgram(user, arrow_schema, env=conf.env_vars()), user.fn)
     job_id = uuid.uuid4().hex
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
     label = user.label.split(" (")[0].removeprefix("function ")
@@ -129,9 +180,10 @@ def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayT
     runner = RayRunner(job_id, program_blob, conf.ray_task_options(), window)
     description = conf.job_description or f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
     group = conf.job_group or f"spark-ray-{job_id}"
-    with spark_job_group(df.sparkSession.sparkContext, group, description):
+    host = _server_host(conf) or ray_node_address()
+    with spark_job_group(df.sparkSession.sparkContext, group, description), DataServer(host, conf.data_server_idle_timeout) as server:
         return run_on_driver(
-            df, struct, runner, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, spill_dir=conf.spill_dir
+            df, struct, runner, server, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, spill_dir=conf.spill_dir
         )
 
 
@@ -153,6 +205,12 @@ def _warn_about_python_env(conf: RayTransformConf) -> None:
         if note not in _WARNED:
             _WARNED.add(note)
             warnings.warn(note, stacklevel=4)
+
+
+def ray_node_address() -> str:
+    import ray
+
+    return ray.util.get_node_ip_address()
 
 
 def _ray_cpus() -> float:

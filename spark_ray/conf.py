@@ -59,6 +59,10 @@ class RayTransformConf:
             back; must be visible to the executors (a shared path on a cluster).
         job_description: the Spark job description; a default names the call.
         job_group: the Spark job group of driver-mode jobs (default: one per call).
+        data_server_host: where driver-side data servers listen; None picks an
+            address Ray's workers can reach (127.0.0.1 when Ray is local).
+        data_server_idle_timeout: seconds without a client before a data server
+            closes itself (Byzer's 5 minutes by default).
         schema: the output schema, when the call does not pass one (Byzer's
             ``!python conf "schema=st(...)"``).
         python_exec: Byzer's pythonExec. Only this interpreter can run here;
@@ -86,6 +90,8 @@ class RayTransformConf:
     spill_dir: str | None = None
     job_description: str | None = None
     job_group: str | None = None
+    data_server_host: str | None = None
+    data_server_idle_timeout: float = 300.0
     schema: str | None = None
     python_exec: str | None = None
     python_env: str | None = None
@@ -165,6 +171,8 @@ ALIASES = {
     "jobDescription": "job_description",
     "jobGroup": "job_group",
     "localRayCpus": "local_ray_cpus",
+    "dataServerHost": "data_server_host",
+    "dataServerIdleTimeout": "data_server_idle_timeout",
 }
 _LOOKUP = {name.lower(): name for name in FIELD_NAMES} | {a.lower(): t for a, t in ALIASES.items()}
 

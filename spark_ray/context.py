@@ -1,45 +1,151 @@
 """The pyjava-style API that Byzer code strings are written against.
 
 A code string sees ``context`` (a PythonContext, also bound as
-``data_manager``) and can ``from pyjava.api.mlsql import RayContext``. In data
-mode the code only declares the per-row or per-shard function
-(``ray_context.foreach(fn)``, ``map_iter(fn)`` or ``setup(...)``); spark-ray
-then runs that function over every shard.
+``data_manager``) and can ``from pyjava.api.mlsql import RayContext``.
+
+- Data mode: the code declares the per-row or per-shard function
+  (``ray_context.foreach(fn)``, ``map_iter(fn)`` or ``setup(...)``) and
+  spark-ray runs it over every shard.
+- Model mode: the code runs once. It lists the shards
+  (``ray_context.data_servers()``), reads them (``fetch_once_as_rows(shard)``,
+  also from inside Ray tasks), or takes the whole table (``collect()``,
+  ``to_pandas()``, ``to_dataset()``), and sets the output
+  (``context.set_output([[pd.Series, ...]])`` or ``context.build_result(rows)``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import pyarrow as pa
+
+from .convert import conform_table, pandas_to_table, rows_to_batch
+from .data_server import ShardHandle, fetch_batches
+from .errors import ResultSchemaError, UserCodeError
 
 log = logging.getLogger(__name__)
 
 _UNSET: Any = object()
+_ROWS_PER_OUTPUT_BATCH = 100_000
 
 
 class PythonContext:
-    """What ``context`` is inside a code string.
+    """What ``context`` (and ``data_manager``) is inside a code string.
 
     Attributes:
         conf: the job's options as strings (Byzer's runnerConf).
         requested_address: the address the code passed to RayContext.connect,
             or _UNSET if it never connected.
-        registered: (kind, fn) pairs the code declared, in order.
+        registered: (kind, fn) pairs the code declared in data mode, in order.
+        shards: model mode: the handles of the table's shards.
+        schema: model mode: the Arrow output schema.
+        input_schema: model mode: the Arrow schema of the table.
+        outputs: model mode: the output tables set so far.
     """
 
-    def __init__(self, conf: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        conf: dict[str, str] | None = None,
+        shards: list[ShardHandle] | None = None,
+        schema: pa.Schema | None = None,
+        input_schema: pa.Schema | None = None,
+    ) -> None:
         self.conf = dict(conf or {})
         self.requested_address: Any = _UNSET
         self.registered: list[tuple[str, Callable[..., Any]]] = []
+        self.shards = shards
+        self.schema = schema
+        self.input_schema = input_schema
+        self.outputs: list[pa.Table] = []
+        self._fetched = False
 
     @property
     def connected(self) -> bool:
         return self.requested_address is not _UNSET
 
+    @property
+    def model_mode(self) -> bool:
+        return self.shards is not None
+
+    # --- reading the table (model mode) --------------------------------
+    def data_servers(self) -> list[ShardHandle]:
+        return list(self._model_shards("data_servers()"))
+
+    def fetch_once(self) -> Iterator[dict[str, Any]]:
+        """Every row of the table, once, as dicts (pyjava's data_manager.fetch_once())."""
+        if self._fetched:
+            raise RuntimeError("fetch_once() can be called only once; keep the rows, or use collect()")
+        self._fetched = True
+        return (row for shard in self._model_shards("fetch_once()") for row in fetch_rows(shard))
+
+    def _model_shards(self, what: str) -> list[ShardHandle]:
+        if self.shards is None:
+            raise RuntimeError(f"{what} is for model mode (mode='model'); data mode passes rows to your function")
+        return self.shards
+
+    # --- setting the output (model mode) --------------------------------
+    def set_output(self, value: Any) -> None:
+        """Byzer's form: ``[[pd.Series, pd.Series, ...], ...]``, columns by position.
+
+        A pandas DataFrame, an Arrow table or batch, or a list of those works too.
+        """
+        import pandas as pd
+
+        schema = self._output_schema()
+        batch_types = (list, tuple, pd.DataFrame, pa.Table, pa.RecordBatch)
+        items = value if isinstance(value, list) and value and isinstance(value[0], batch_types) else [value]
+        for item in items:
+            self.outputs.append(_to_table(item, schema))
+
+    def build_result(self, rows: Iterable[Any]) -> None:
+        """Rows as dicts (by name) or tuples (by position), in batches so memory stays bounded."""
+        schema = self._output_schema()
+        chunk: list[Any] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= _ROWS_PER_OUTPUT_BATCH:
+                self.outputs.append(pa.Table.from_batches([rows_to_batch(chunk, schema, "build_result")]))
+                chunk = []
+        self.outputs.append(pa.Table.from_batches([rows_to_batch(chunk, schema, "build_result")]))
+
+    def _output_schema(self) -> pa.Schema:
+        if self.schema is None:
+            raise RuntimeError("set_output() and build_result() are for model mode (mode='model')")
+        return self.schema
+
+
+def _to_table(item: Any, schema: pa.Schema) -> pa.Table:
+    import pandas as pd
+
+    producer = "set_output"
+    if isinstance(item, pd.DataFrame):
+        return pandas_to_table(item, schema, producer)
+    if isinstance(item, (pa.Table, pa.RecordBatch)):
+        return conform_table(item, schema, producer)
+    if isinstance(item, (list, tuple)):
+        if len(item) != len(schema):
+            raise ResultSchemaError(
+                f"set_output got {len(item)} columns, but the schema has {len(schema)} columns {schema.names}"
+            )
+        arrays = [pa.array(column.tolist() if isinstance(column, pd.Series) else column) for column in item]
+        lengths = {len(array) for array in arrays}
+        if len(lengths) > 1:
+            raise ResultSchemaError(f"set_output got columns of different lengths {[len(a) for a in arrays]}")
+        return conform_table(pa.Table.from_arrays(arrays, names=schema.names), schema, producer)
+    raise ResultSchemaError(
+        f"set_output expects [[pd.Series, ...]], a pandas DataFrame or an Arrow table; got {type(item).__name__}"
+    )
+
+
+def fetch_rows(shard: ShardHandle) -> Iterator[dict[str, Any]]:
+    for batch in fetch_batches(shard):
+        yield from batch.to_pylist(maps_as_pydicts="strict")
+
 
 class RayContext:
-    """pyjava's RayContext: declares how the table's shards are processed."""
+    """pyjava's RayContext."""
 
     def __init__(self, context: PythonContext, address: str | None) -> None:
         self.context = context
@@ -47,7 +153,11 @@ class RayContext:
 
     @classmethod
     def connect(cls, context_or_globals: Any, address: str | None = None, **_ignored: Any) -> RayContext:
-        """Accepts ``context`` or ``globals()`` as in pyjava; ``address`` None means no Ray."""
+        """Accepts ``context`` or ``globals()`` as in pyjava; ``address`` None means no Ray.
+
+        spark-ray has connected to Ray before the code runs (the address is
+        read from the code), so this only records what the code asked for.
+        """
         context = context_or_globals
         if isinstance(context_or_globals, dict):
             context = context_or_globals.get("context")
@@ -59,6 +169,7 @@ class RayContext:
         context.requested_address = address
         return cls(context, address)
 
+    # --- data mode -------------------------------------------------------
     def foreach(self, func_for_row: Callable[[dict[str, Any]], Any]) -> None:
         """Process the table row by row: ``func_for_row(row: dict)`` returns a row, rows or None."""
         self._register("row", func_for_row)
@@ -77,6 +188,49 @@ class RayContext:
             raise TypeError("setup() needs a per-row or a per-shard function")
 
     def _register(self, kind: str, fn: Callable[..., Any]) -> None:
+        if self.context.model_mode:
+            raise UserCodeError(
+                "foreach/map_iter/setup declare a data-mode function, but this job runs in model mode: "
+                "read the shards with ray_context.data_servers() and set the output, or use mode='data'"
+            )
         if not callable(fn):
             raise TypeError(f"expected a function, got {type(fn).__name__}")
         self.context.registered.append((kind, fn))
+
+    # --- model mode ------------------------------------------------------
+    def data_servers(self) -> list[ShardHandle]:
+        """One handle per shard of the table; pass one to fetch_once_as_rows, in a Ray task if you like."""
+        return self.context.data_servers()
+
+    @staticmethod
+    def fetch_once_as_rows(shard: ShardHandle) -> Iterator[dict[str, Any]]:
+        """The rows of one shard as dicts; works anywhere, e.g. inside a Ray task."""
+        return fetch_rows(shard)
+
+    @staticmethod
+    def fetch_once_as_batches(shard: ShardHandle) -> Iterator[pa.RecordBatch]:
+        """The Arrow batches of one shard."""
+        return fetch_batches(shard)
+
+    def collect(self) -> list[dict[str, Any]]:
+        """The whole table as a list of dicts (it must fit in memory)."""
+        return [row for shard in self.data_servers() for row in fetch_rows(shard)]
+
+    def to_pandas(self) -> Any:
+        """The whole table as one pandas DataFrame (it must fit in memory)."""
+        from .data_server import fetch_table
+
+        tables = [fetch_table(shard) for shard in self.data_servers()]
+        if tables:
+            return pa.concat_tables(tables).to_pandas()
+        return (self.context.input_schema or pa.schema([])).empty_table().to_pandas()
+
+    def to_dataset(self) -> Any:
+        """The whole table as a Ray Dataset, read shard by shard by Ray tasks."""
+        import ray
+
+        from .data_server import fetch_table
+
+        fetch = ray.remote(fetch_table)
+        refs: list[Any] = [fetch.remote(shard) for shard in self.data_servers()]
+        return ray.data.from_arrow_refs(refs)

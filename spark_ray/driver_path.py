@@ -2,8 +2,9 @@
 
 The table reaches the driver one partition at a time (``toLocalIterator``
 over Arrow IPC chunks made in the executors), so driver memory holds at most a
-partition or two plus the shards in flight, never the whole table. Ray tasks
-process the shards; each result is spilled to an Arrow file as it arrives, and
+partition or two plus the shards in flight, never the whole table. A data
+server (Arrow Flight) on the driver serves each shard to the Ray task that
+processes it; each result is spilled to an Arrow file as it arrives, and
 Spark reads the files back, in order, into a locally checkpointed DataFrame,
 after which the files are deleted.
 """
@@ -19,6 +20,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from .data_server import DataServer
 from .runners import BatchRunner, coalesce
 
 _IPC_COLUMN = "arrow_ipc"
@@ -83,21 +85,13 @@ def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType
     return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)
 
 
-def run_on_driver(
-    df: DataFrame,
-    schema: StructType,
-    runner: BatchRunner,
-    *,
-    max_bytes: int,
-    max_rows: int,
-    spill_dir: str | None,
+def tables_to_dataframe(
+    spark: SparkSession, tables: Iterable[pa.Table], schema: StructType, spill_dir: str | None
 ) -> DataFrame:
-    spark = df.sparkSession
+    """Result tables, as they arrive, into a checkpointed DataFrame in the same order."""
     spill = SpillDirectory(spill_dir)
     try:
-        # Coalesce again across partitions: many small partitions make few Ray tasks.
-        batches = (batch for table in stream_table(df, max_bytes, max_rows) for batch in table.to_batches())
-        for table in runner.map_shards(coalesce(batches, max_bytes, max_rows)):
+        for table in tables:
             if table.num_rows:
                 spill.write(table)
         if spill.count == 0:
@@ -105,3 +99,30 @@ def run_on_driver(
         return _read_spilled(spark, spill, schema)
     finally:
         spill.cleanup()
+
+
+def run_on_driver(
+    df: DataFrame,
+    schema: StructType,
+    runner: BatchRunner,
+    server: DataServer,
+    *,
+    max_bytes: int,
+    max_rows: int,
+    spill_dir: str | None,
+) -> DataFrame:
+    """Data mode from the driver: serve each shard, let a Ray task read and process it.
+
+    A shard stays on the data server only until its result is back (a retried
+    task can read it again), so the driver holds about ``window`` shards.
+    """
+    # Coalesce again across partitions: many small partitions make few Ray tasks.
+    batches = (batch for table in stream_table(df, max_bytes, max_rows) for batch in table.to_batches())
+    handles = (server.add_shard(index, shard) for index, shard in enumerate(coalesce(batches, max_bytes, max_rows)))
+
+    def results() -> Iterator[pa.Table]:
+        for index, table in enumerate(runner.map_shards(handles)):
+            server.drop_shard(index)
+            yield table
+
+    return tables_to_dataframe(df.sparkSession, results(), schema, spill_dir)

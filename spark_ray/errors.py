@@ -61,6 +61,10 @@ class RayConnectionError(SparkRayError, ConnectionError):
     """Ray could not be reached at the address we were given."""
 
 
+class DataServerError(SparkRayError, ConnectionError):
+    """A shard could not be read from its data server."""
+
+
 class InternalError(SparkRayError, RuntimeError):
     """A bug in spark-ray itself."""
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from .data_server import ShardHandle, fetch_table
 from .errors import ResultSchemaError, UserCodeError
 from .user_code import ShardProgram
 
@@ -41,7 +42,7 @@ def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -
 
 
 class BatchRunner(Protocol):
-    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]: ...
+    def map_shards(self, shards: Iterable[Any]) -> Iterator[pa.Table]: ...
 
 
 class InlineRunner:
@@ -60,8 +61,14 @@ _PROGRAM_CACHE: collections.OrderedDict[str, ShardProgram] = collections.Ordered
 _PROGRAM_CACHE_SIZE = 8
 
 
-def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table) -> pa.Table:
-    """The body of every Ray task: fetch this job's program (cached) and run one shard."""
+def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table | ShardHandle) -> pa.Table:
+    """The body of every Ray task: fetch this job's program (cached) and run one shard.
+
+    The shard comes by value (executor path) or as a handle to read from the
+    driver's data server (driver path).
+    """
+    if isinstance(shard, ShardHandle):
+        shard = fetch_table(shard)
     program = _PROGRAM_CACHE.get(job_id)
     if program is None:
         import cloudpickle
@@ -110,7 +117,7 @@ class RayRunner:
         self.remote = _remote_run_shard().options(**task_options)
         self.window = window
 
-    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    def map_shards(self, shards: Iterable[pa.Table | ShardHandle]) -> Iterator[pa.Table]:
         import ray
 
         in_flight: collections.deque[Any] = collections.deque()

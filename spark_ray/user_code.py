@@ -93,16 +93,16 @@ def _is_users_own_module(module_name: str) -> bool:
     return not any(os.path.abspath(path).startswith(os.path.abspath(root) + os.sep) for root in installed)
 
 
-def pickle_program(program: ShardProgram) -> bytes:
-    """cloudpickle the program, taking the user's own modules by value."""
+def pickle_with_user_module(obj: Any, fn: Any) -> bytes:
+    """cloudpickle ``obj``, taking the module that defines ``fn`` by value if it is the user's own."""
     import cloudpickle
 
-    module_name = getattr(program.user.fn, "__module__", None) or ""
+    module_name = getattr(fn, "__module__", None) or ""
     by_value = _is_users_own_module(module_name)
     if by_value:
         cloudpickle.register_pickle_by_value(sys.modules[module_name])
     try:
-        return cloudpickle.dumps(program)
+        return cloudpickle.dumps(obj)
     finally:
         if by_value:
             cloudpickle.unregister_pickle_by_value(sys.modules[module_name])

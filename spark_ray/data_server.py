@@ -1,0 +1,194 @@
+"""Driver-side data servers: one job's shards over Arrow Flight.
+
+Byzer served shards from raw sockets on the driver; users met "connection
+refused" and servers that outlived their job. Here a ``DataServer`` is an
+Arrow Flight server bound to one host on a random free port, refusing every
+request that does not carry the job's secret token, closing itself after an
+idle timeout, and closed by its job on success or failure (use it as a
+context manager). A shard may be read any number of times (Ray retries
+tasks); shards live in memory only while a task may still need them, or as
+memory-mapped Arrow files when the whole table must stay readable (model mode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .errors import DataServerError
+
+log = logging.getLogger(__name__)
+
+_AUTH_HEADER = "authorization"
+
+
+@dataclass(frozen=True)
+class ShardHandle:
+    """Where one shard is served: what ``data_servers()`` returns, one per shard.
+
+    ``str(handle)`` is ``host:port`` as in pyjava; the token and the shard's
+    index ride along so that any process (a Ray task) can fetch it.
+    """
+
+    host: str
+    port: int
+    token: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # never print the token
+        return f"ShardHandle({self.host}:{self.port}, shard {self.index})"
+
+
+class _TokenCheck(flight.ServerMiddlewareFactory):
+    """Refuses calls without the job's token; counts calls for the idle timer."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.expected = f"Bearer {token}"
+        self.lock = threading.Lock()
+        self.active_calls = 0
+        self.last_activity = time.monotonic()
+
+    def start_call(self, info: Any, headers: dict[str, list[Any]]) -> flight.ServerMiddleware:
+        given = headers.get(_AUTH_HEADER, [])
+        given = [value.decode() if isinstance(value, bytes) else value for value in given]
+        if not secrets.compare_digest(given[0] if given else "", self.expected):
+            raise flight.FlightUnauthenticatedError("spark-ray data server: missing or wrong job token")
+        with self.lock:
+            self.active_calls += 1
+            self.last_activity = time.monotonic()
+        return _CallDone(self)
+
+    def call_finished(self) -> None:
+        with self.lock:
+            self.active_calls -= 1
+            self.last_activity = time.monotonic()
+
+    def idle_for(self) -> float:
+        with self.lock:
+            return 0.0 if self.active_calls else time.monotonic() - self.last_activity
+
+
+class _CallDone(flight.ServerMiddleware):
+    def __init__(self, factory: _TokenCheck) -> None:
+        super().__init__()
+        self.factory = factory
+
+    def call_completed(self, exception: Any) -> None:
+        self.factory.call_finished()
+
+
+class DataServer(flight.FlightServerBase):
+    """Serves the shards of one job until closed or idle for ``idle_timeout_s``."""
+
+    def __init__(self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0) -> None:
+        self.token = secrets.token_urlsafe(24)
+        self._auth = _TokenCheck(self.token)
+        super().__init__(f"grpc://{host}:0", middleware={"auth": self._auth})
+        self.host = host
+        self._shards: dict[int, pa.Table | str] = {}
+        self._shards_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._idle_timeout_s = idle_timeout_s
+        self._watchdog = threading.Thread(target=self._close_when_idle, name=f"spark-ray-data-server-{self.port}", daemon=True)
+        self._watchdog.start()
+        log.debug("data server listening on %s:%s", host, self.port)
+
+    # --- the job's side -------------------------------------------------
+    def add_shard(self, index: int, shard: pa.Table | str) -> ShardHandle:
+        """Serve ``shard`` (a table in memory, or the path of an Arrow IPC file) as ``index``."""
+        with self._shards_lock:
+            self._shards[index] = shard
+        return self.handle(index)
+
+    def drop_shard(self, index: int) -> None:
+        with self._shards_lock:
+            self._shards.pop(index, None)
+
+    def handle(self, index: int) -> ShardHandle:
+        return ShardHandle(self.host, self.port, self.token, index)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        if not self._closed.is_set():
+            self._closed.set()
+            self.shutdown()
+            with self._shards_lock:
+                self._shards.clear()
+
+    def __enter__(self) -> DataServer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _close_when_idle(self) -> None:
+        tick = min(1.0, self._idle_timeout_s / 4)
+        while not self._closed.wait(tick):
+            if self._auth.idle_for() > self._idle_timeout_s:
+                log.warning(
+                    "spark-ray data server %s:%s had no client for %.0f s and closed itself",
+                    self.host, self.port, self._idle_timeout_s,
+                )  # fmt: skip
+                threading.Thread(target=self.close, daemon=True).start()
+                return
+
+    # --- Flight's side --------------------------------------------------
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.RecordBatchStream:
+        try:
+            index = int(ticket.ticket.decode())
+        except ValueError:
+            raise flight.FlightServerError(f"not a shard ticket: {ticket.ticket!r}") from None
+        with self._shards_lock:
+            shard = self._shards.get(index)
+        if shard is None:
+            raise flight.FlightServerError(f"shard {index} is not served here (the job may have finished)")
+        if isinstance(shard, str):
+            with pa.memory_map(shard) as source:
+                shard = pa.ipc.open_file(source).read_all()
+        return flight.RecordBatchStream(shard)
+
+
+def _call_options(handle: ShardHandle, timeout_s: float | None = None) -> flight.FlightCallOptions:
+    return flight.FlightCallOptions(headers=[(_AUTH_HEADER.encode(), f"Bearer {handle.token}".encode())], timeout=timeout_s)
+
+
+@contextlib.contextmanager
+def _shard_reader(handle: ShardHandle) -> Iterator[flight.FlightStreamReader]:
+    client = flight.FlightClient(f"grpc://{handle.host}:{handle.port}")
+    try:
+        yield client.do_get(flight.Ticket(str(handle.index).encode()), _call_options(handle))
+    except flight.FlightUnavailableError as error:
+        raise DataServerError(
+            f"the data server at {handle} is gone ({error}); it closes when its job ends or after its idle timeout"
+        ) from None
+    finally:
+        client.close()
+
+
+def fetch_batches(handle: ShardHandle) -> Iterator[pa.RecordBatch]:
+    """Stream one shard's batches from its data server."""
+    with _shard_reader(handle) as reader:
+        for chunk in reader:
+            yield chunk.data
+
+
+def fetch_table(handle: ShardHandle) -> pa.Table:
+    """One shard as a table (with the shard's schema even when it has no rows)."""
+    with _shard_reader(handle) as reader:
+        return reader.read_all()

@@ -22,4 +22,5 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={"test": ["pytest>=8"], "bench": ["matplotlib", "psutil"]},
+    entry_points={"console_scripts": ["spark-ray=sql_ext.cli:main"]},
 )

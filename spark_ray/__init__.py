@@ -2,23 +2,51 @@
 
     from spark_ray import ray_transform
     out = ray_transform(df, fn, "id long, name string")
+
+Public names load on first use: Ray workers import this package to run
+shards and should not pay for importing pyspark.
 """
 
-from .api import ray_transform
-from .cluster import shutdown
-from .conf import RayTransformConf, clear_session_conf, get_session_conf, set_session_conf
-from .errors import (
-    ConfigError,
-    RayConnectionError,
-    ResultSchemaError,
-    SchemaError,
-    SchemaParseError,
-    SparkRayError,
-    UserCodeError,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import ray_transform
+    from .cluster import shutdown
+    from .conf import RayTransformConf, clear_session_conf, get_session_conf, set_session_conf
+    from .errors import (
+        ConfigError,
+        DataServerError,
+        RayConnectionError,
+        ResultSchemaError,
+        SchemaError,
+        SchemaParseError,
+        SparkRayError,
+        UserCodeError,
+    )
+
+_PUBLIC = {
+    "ray_transform": "api",
+    "shutdown": "cluster",
+    "RayTransformConf": "conf",
+    "clear_session_conf": "conf",
+    "get_session_conf": "conf",
+    "set_session_conf": "conf",
+    "ConfigError": "errors",
+    "DataServerError": "errors",
+    "RayConnectionError": "errors",
+    "ResultSchemaError": "errors",
+    "SchemaError": "errors",
+    "SchemaParseError": "errors",
+    "SparkRayError": "errors",
+    "UserCodeError": "errors",
+}
 
 __all__ = [
     "ConfigError",
+    "DataServerError",
     "RayConnectionError",
     "RayTransformConf",
     "ResultSchemaError",
@@ -29,6 +57,21 @@ __all__ = [
     "clear_session_conf",
     "get_session_conf",
     "ray_transform",
+    "register",
     "set_session_conf",
     "shutdown",
 ]
+
+
+def register(spark: Any, name: str = "ray_transform") -> Any:
+    """Register the ``ray_transform`` table function for ``spark.sql`` (see sql_ext.udtf)."""
+    from sql_ext.udtf import register as register_table_function
+
+    return register_table_function(spark, name)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'spark_ray' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -76,28 +76,31 @@ def ray_transform(
     _warn_about_python_env(conf)
     if conf.mode == "model":
         if isinstance(code, str):
-            conf = _apply_code_address(requested_address_in(code), conf)
+            conf = apply_code_address(requested_address_in(code), conf)
         elif not callable(code):
             raise TypeError(f"code must be a callable or a string of Python source, got {type(code).__name__}")
         return _transform_model(df, struct, code, conf)
-    user, conf = _user_function(code, conf)
+    user, conf = user_function(code, conf)
     return _transform(df, struct, user, conf)
 
 
-def _user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tuple[UserFunction, RayTransformConf]:
-    """The data-mode function to run, and the conf adjusted by what a code string asked for."""
+def user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tuple[UserFunction, RayTransformConf]:
+    """The data-mode function to run, and the conf adjusted by what a code string asked for.
+
+    Shared with the SQL table function, so both follow one rule for the code's own address.
+    """
     if not isinstance(code, str):
         return UserFunction.from_callable(code, conf.kind), conf
     context = PythonContext(_conf_strings(conf))
     user = function_from_code(code, context)
-    return user, _apply_code_address(context.requested_address, conf)
+    return user, apply_code_address(context.requested_address, conf)
 
 
 def _conf_strings(conf: RayTransformConf) -> dict[str, str]:
     return {key: str(value) for key, value in vars(conf).items() if value is not None}
 
 
-def _apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
+def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
     """Byzer code names its own Ray address; a configured ray_address wins, with a warning."""
     if asked is _UNSET:
         return conf

@@ -68,7 +68,7 @@ def test_set_accepts_where_type():
 
 
 def test_load_with_options_and_backquoted_path():
-    statement = only('load csv.`/data/${day}/x.csv` where header="true" and sep=\';\' as t1;')
+    statement = only("load csv.`/data/${day}/x.csv` where header=\"true\" and sep=';' as t1;")
     assert isinstance(statement, Load)
     assert (statement.format.text, statement.path.text, statement.table.text) == ("csv", "/data/${day}/x.csv", "t1")
     assert {o.key.text: o.value.text for o in statement.options} == {"header": "true", "sep": ";"}
@@ -97,9 +97,9 @@ def test_save_modes(mode):
 
 def test_python_conf_and_env_in_every_quoting():
     conf, triple, env = parse_script(
-        "!python conf \"runIn=driver\";\n"
+        '!python conf "runIn=driver";\n'
         "!python conf '''schema={\"type\":\"struct\",\"fields\":[]}''';\n"
-        "!python env \"PYTHON_ENV=export A=1 && source activate x\";"
+        '!python env "PYTHON_ENV=export A=1 && source activate x";'
     )
     assert isinstance(conf, PythonSetting) and (conf.scope.text, conf.setting.text) == ("conf", "runIn=driver")
     assert triple.setting.text == 'schema={"type":"struct","fields":[]}'
@@ -149,9 +149,19 @@ def test_statement_positions_and_source():
 @pytest.mark.parametrize(
     "name, kinds",
     [
-        ("seed_000_data.sql", ["SetVariable", "Load", "Select", "Describe"] + ["PythonSetting"] * 5 + ["RayOn", "Select"]),
+        (
+            "seed_000_data.sql",
+            ["SetVariable", "Load", "Select", "Describe"] + ["PythonSetting"] * 5 + ["RayOn", "Select"],
+        ),
         ("seed_000_model.sql", ["SetVariable", "Load", "Select"] + ["PythonSetting"] * 5 + ["RayOn", "Select"]),
         ("seed_001_run_command.sql", ["SetVariable", "Load"] + ["PythonSetting"] * 4 + ["RunCommand"]),
+        (
+            "tour.sql",
+            ["SetVariable"] * 3
+            + ["Load", "Select", "Save", "Load"]
+            + ["PythonSetting"] * 3
+            + ["RayOn", "RunCommand", "Describe", "Describe", "Select"],
+        ),
     ],
 )
 def test_seed_scripts_parse(name, kinds):
@@ -171,7 +181,7 @@ def test_seed_scripts_parse(name, kinds):
         ("!pyhton conf 'a=b';", 1, 1, "!pyhton", "Did you mean '!python'"),
         ("set a='1';\nload json.`x` as t", 2, 18, "t", "';' missing"),
         ("set a='1';\nset b='''abc;", 2, 7, "'''", "never closed"),
-        ("set a=\"abc;", 1, 7, '"', "never closed"),
+        ('set a="abc;', 1, 7, '"', "never closed"),
         ("set a='1'; /* open", 1, 12, "/*", "never closed"),
         ("select 1 as t\nload json.`p` as u;", 2, 1, "load", "';' missing at the end of line 1"),
         ("save overwrit t as json.`p`;", 1, 6, "overwrit", "Did you mean 'overwrite'"),

@@ -1,0 +1,51 @@
+"""``!desc T``: a table's schema, readable or in a form ``schema=`` accepts.
+
+``!desc T json`` prints ``StructType.json()``, which ``!python conf '''schema=...'''``
+and ``ray_transform(schema=...)`` take back unchanged; ``st`` prints Byzer's
+``st(field(...))`` and ``ddl`` (or Byzer's ``string``) a DDL string. Without a
+style the columns are listed one per line, like Spark's ``DESCRIBE``.
+
+Example:
+    >>> from pyspark.sql.types import StructType
+    >>> print(describe_schema(StructType.fromJson({"type": "struct", "fields": [
+    ...     {"name": "id", "type": "long", "nullable": True, "metadata": {}}]}), "st"))
+    st(field(id,long))
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyspark.sql.types import StructType
+
+from spark_ray.schema import simple_type_string, to_byzer_dsl
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _ddl_name(name: str) -> str:
+    return name if _PLAIN_NAME.match(name) else "`" + name.replace("`", "``") + "`"
+
+
+def ddl(schema: StructType) -> str:
+    """``id long, tags array<string>``: the DDL form of a schema."""
+    return ", ".join(f"{_ddl_name(field.name)} {simple_type_string(field.dataType)}" for field in schema.fields)
+
+
+def readable(schema: StructType) -> str:
+    """One line per column: name, type, nullable, aligned."""
+    rows = [("col_name", "data_type", "nullable")]
+    rows += [(field.name, simple_type_string(field.dataType), str(field.nullable).lower()) for field in schema.fields]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip() for row in rows)
+
+
+def describe_schema(schema: StructType, style: str | None) -> str:
+    """The text ``!desc`` prints for ``style`` (None, "json", "st", "ddl" or "string")."""
+    if style == "json":
+        return schema.json()
+    if style == "st":
+        return to_byzer_dsl(schema)
+    if style in ("ddl", "string"):
+        return ddl(schema)
+    return readable(schema)

@@ -1,0 +1,119 @@
+"""The Spark SQL table function: SELECT * FROM ray_transform(TABLE(t), '<code>', '<schema>'[, '<options>'])."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.errors import AnalysisException, PythonException
+
+from spark_ray import set_session_conf
+from spark_ray.schema import parse_schema
+from sql_ext import register
+
+SEED_ROWS = [(9, "1", 0.0), (10, "2", 0.0), (11, "中国", 0.0), (12, "e", 0.0), (13, "5", 0.0), (14, "4", 0.0)]
+SEED_SCHEMA = "st(field(id,long),field(content,string),field(label,double))"
+
+# Seed 000's data-mode code, with the embedded Ray as its address.
+ECHO_CODE = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+def echo(rows):
+    for row in rows:
+        yield row
+ray_context.map_iter(echo)
+"""
+WHERE_CODE = """
+import os, sys
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+ray_context.foreach(lambda row: {"id": row["id"], "where": os.path.basename(sys.argv[0])})
+"""
+RAY_WORKER = "default_worker.py"
+
+
+@pytest.fixture(scope="module")
+def seed(spark):
+    df = spark.createDataFrame(SEED_ROWS, "id long, content string, label double").repartition(2)
+    df.createOrReplaceTempView("udtf_seed")
+    register(spark)
+    return df
+
+
+def rows(df):
+    return sorted(tuple(row) for row in df.collect())
+
+
+def test_seed_rows_come_back_intact_through_ray(spark, seed):
+    out = spark.sql(f"SELECT * FROM ray_transform(TABLE(udtf_seed), :code, '{SEED_SCHEMA}')", args={"code": ECHO_CODE})
+    assert out.schema == parse_schema(SEED_SCHEMA)
+    assert rows(out) == SEED_ROWS
+
+
+def test_code_and_ddl_schema_as_plain_sql_literals(spark, seed):
+    code = (
+        "from pyjava.api.mlsql import RayContext\\n"
+        'rc = RayContext.connect(context, "local")\\n'
+        'rc.foreach(lambda row: {"id": row["id"] * 2, "tag": row["content"] + "!"})'
+    )
+    out = spark.sql(
+        f"SELECT id, tag FROM ray_transform(TABLE(udtf_seed), '{code}', 'id long, tag string') WHERE id > 20"
+    )
+    assert rows(out) == [(22, "中国!"), (24, "e!"), (26, "5!"), (28, "4!")]
+
+
+def test_options_choose_the_engine_and_partitioning(spark, seed):
+    query = "SELECT * FROM ray_transform(TABLE(udtf_seed), :code, 'id long, where string', :options)"
+    on_ray = spark.sql(query, args={"code": WHERE_CODE, "options": "num_cpus=1"})
+    assert on_ray.rdd.getNumPartitions() == 2  # one function instance per input partition
+    assert {row.where for row in on_ray.collect()} == {RAY_WORKER}
+
+    one_stream = spark.sql(query, args={"code": WHERE_CODE, "options": "runIn=driver;num_gpus=0"})
+    assert one_stream.rdd.getNumPartitions() == 1  # runIn=driver: a single instance streams the table
+    assert sorted(row.id for row in one_stream.collect()) == [r[0] for r in SEED_ROWS]
+
+    no_ray = spark.sql(query, args={"code": WHERE_CODE, "options": '{"pythonMode": "python", "batchRows": 2}'})
+    collected = no_ray.collect()
+    assert sorted(row.id for row in collected) == [r[0] for r in SEED_ROWS]
+    assert RAY_WORKER not in {row.where for row in collected}
+
+
+def test_json_schema_and_the_session_schema(spark, seed):
+    as_json = parse_schema("id long, where string").json()
+    out = spark.sql(
+        "SELECT * FROM ray_transform(TABLE(udtf_seed), :code, :schema)", args={"code": WHERE_CODE, "schema": as_json}
+    )
+    assert out.columns == ["id", "where"]
+    # Without a schema argument, the session's schema (as of register) is used.
+    set_session_conf(spark, schema="st(field(id,long),field(where,string))", pythonMode="python")
+    register(spark, "ray_transform_session")
+    out = spark.sql("SELECT * FROM ray_transform_session(TABLE(udtf_seed), :code)", args={"code": WHERE_CODE})
+    assert sorted(row.id for row in out.collect()) == [r[0] for r in SEED_ROWS]
+    assert RAY_WORKER not in {row.where for row in out.collect()}
+
+
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        ("TABLE(udtf_seed), :code, 'id long', 'runin2=driver'", "Did you mean 'run_in'"),
+        ("TABLE(udtf_seed), :code, 'st(field(id,lon))'", "SchemaParseError"),
+        ("TABLE(udtf_seed), :code, 'id long', 'dataMode=model'", "dataMode=data only"),
+        ("TABLE(udtf_seed), 'x = 1', 'id long'", "declared no function"),
+    ],
+)
+def test_mistakes_fail_at_analysis(spark, seed, arguments, words):
+    with pytest.raises(AnalysisException) as caught:
+        spark.sql(f"SELECT * FROM ray_transform({arguments})", args={"code": ECHO_CODE})
+    assert words in str(caught.value)
+
+
+def test_user_code_errors_keep_their_traceback(spark, seed):
+    code = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+def boom(row):
+    return {"id": row["id"] // 0}
+ray_context.foreach(boom)
+"""
+    with pytest.raises(PythonException) as caught:
+        spark.sql("SELECT * FROM ray_transform(TABLE(udtf_seed), :code, 'id long')", args={"code": code}).collect()
+    message = str(caught.value)
+    assert "ZeroDivisionError" in message and 'return {"id": row["id"] // 0}' in message

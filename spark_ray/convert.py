@@ -17,11 +17,12 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import ResultSchemaError, SchemaError
-from .schema import from_arrow_type, simple_type_string
 
 
 def _type_name(t: pa.DataType) -> str:
     """Spark's name for an Arrow type, as users wrote it in the schema."""
+    from .schema import from_arrow_type, simple_type_string  # pyspark: only when there is an error to report
+
     try:
         return simple_type_string(from_arrow_type(t))
     except SchemaError:

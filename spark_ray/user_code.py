@@ -187,14 +187,18 @@ class ShardProgram:
         return pa.Table.from_batches([rows_to_batch(output, self.schema, self.user.label)])
 
     def _run_arrow(self, table: pa.Table) -> pa.Table:
-        batches = table.combine_chunks().to_batches()
-        batch = batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
-        result = self.user.fn(batch)
-        if not isinstance(result, (pa.RecordBatch, pa.Table)):
-            raise ResultSchemaError(
-                f"{self.user.label} must return a pyarrow RecordBatch or Table, got {type(result).__name__}"
-            )
-        return conform_table(result, self.schema, self.user.label)
+        # One call per incoming batch, as Spark's mapInArrow does: combining the
+        # chunks first would copy the whole shard.
+        batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+        results = []
+        for batch in batches:
+            result = self.user.fn(batch)
+            if not isinstance(result, (pa.RecordBatch, pa.Table)):
+                raise ResultSchemaError(
+                    f"{self.user.label} must return a pyarrow RecordBatch or Table, got {type(result).__name__}"
+                )
+            results.append(conform_table(result, self.schema, self.user.label))
+        return pa.concat_tables(results)
 
     def _run_pandas(self, table: pa.Table) -> pa.Table:
         return pandas_to_table(self.user.fn(table.to_pandas()), self.schema, self.user.label)

@@ -51,6 +51,7 @@ class _Connection:
     spec: RaySpec | None = None
     asked: tuple[Any, ...] | None = None  # (address, namespace, runtime env) the driver asked for
     owned = False  # True when we called ray.init (so we may shut it down)
+    exit_hook = False  # the atexit shutdown is registered once per process
 
 
 def _freeze_runtime_env(runtime_env: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
@@ -131,7 +132,9 @@ def _start_embedded_ray(conf: RayTransformConf) -> None:
         )
     except Exception as error:
         raise RayConnectionError(f"could not start the embedded local Ray: {error}") from error
-    atexit.register(_shutdown_owned)
+    if not _Connection.exit_hook:
+        atexit.register(_shutdown_owned)
+        _Connection.exit_hook = True
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

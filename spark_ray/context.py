@@ -24,6 +24,7 @@ import pyarrow as pa
 from .convert import conform_table, pandas_to_table, rows_to_batch
 from .data_server import ShardHandle, fetch_batches
 from .errors import ResultSchemaError, UserCodeError
+from .user_code import rows_of
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def _to_table(item: Any, schema: pa.Schema) -> pa.Table:
 
 def fetch_rows(shard: ShardHandle) -> Iterator[dict[str, Any]]:
     for batch in fetch_batches(shard):
-        yield from batch.to_pylist(maps_as_pydicts="strict")
+        yield from rows_of(pa.Table.from_batches([batch]))
 
 
 class RayContext:

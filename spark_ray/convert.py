@@ -108,13 +108,18 @@ def _columns_from_mixed_rows(rows: list[Any], names: list[str], producer: str) -
     return [list(column) for column in zip(*normalized)] if normalized else [[] for _ in names]
 
 
-def _checked_batch(arrays: list[pa.Array], schema: pa.Schema, producer: str) -> pa.RecordBatch:
-    for array, schema_field in zip(arrays, schema):
-        if not schema_field.nullable and array.null_count:
+def _check_not_null(columns: list[Any], schema: pa.Schema, producer: str) -> None:
+    """Arrow does not enforce a field's nullability; Spark would take the nulls silently."""
+    for column, schema_field in zip(columns, schema):
+        if not schema_field.nullable and column.null_count:
             raise ResultSchemaError(
                 f"column {schema_field.name!r} is declared NOT NULL, but {producer} returned "
-                f"{array.null_count} null value(s) for it"
+                f"{column.null_count} null value(s) for it"
             )
+
+
+def _checked_batch(arrays: list[pa.Array], schema: pa.Schema, producer: str) -> pa.RecordBatch:
+    _check_not_null(arrays, schema, producer)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -173,12 +178,7 @@ def conform_table(data: pa.Table | pa.RecordBatch, schema: pa.Schema, producer: 
                 found = _find_bad_value(name, column.to_pylist(), target, producer)
                 raise (found or _value_error(name, target, None, None, producer, str(error))) from None
         arrays.append(column)
-    for column, schema_field in zip(arrays, schema):
-        if not schema_field.nullable and column.null_count:
-            raise ResultSchemaError(
-                f"column {schema_field.name!r} is declared NOT NULL, but {producer} returned "
-                f"{column.null_count} null value(s) for it"
-            )
+    _check_not_null(arrays, schema, producer)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

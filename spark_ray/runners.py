@@ -56,9 +56,22 @@ class InlineRunner:
             yield self.program.run(shard)
 
 
-# Programs unpickled in this Ray worker process, newest last: a job's tasks reuse one.
-_PROGRAM_CACHE: collections.OrderedDict[str, ShardProgram] = collections.OrderedDict()
-_PROGRAM_CACHE_SIZE = 8
+class _Recent(collections.OrderedDict):  # type: ignore[type-arg]
+    """A small per-process cache by job id: a job's tasks reuse one entry, old jobs fall out."""
+
+    def __init__(self, size: int = 8) -> None:
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: str, value: Any) -> Any:
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+# Programs unpickled in this Ray worker process.
+_PROGRAMS = _Recent()
 
 
 def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table | ShardHandle) -> pa.Table:
@@ -69,14 +82,11 @@ def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table | ShardHand
     """
     if isinstance(shard, ShardHandle):
         shard = fetch_table(shard)
-    program = _PROGRAM_CACHE.get(job_id)
+    program = _PROGRAMS.get(job_id)
     if program is None:
         import cloudpickle
 
-        program = cloudpickle.loads(program_blob)
-        _PROGRAM_CACHE[job_id] = program
-        while len(_PROGRAM_CACHE) > _PROGRAM_CACHE_SIZE:
-            _PROGRAM_CACHE.popitem(last=False)
+        program = _PROGRAMS.remember(job_id, cloudpickle.loads(program_blob))
     return program.run(shard)
 
 
@@ -93,19 +103,14 @@ def _remote_run_shard() -> Any:
 
 
 # The program's ObjectRef per job in this process: put once, reused by every partition.
-_PROGRAM_REFS: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_PROGRAM_REFS = _Recent()
 
 
 def program_ref(job_id: str, program_blob: bytes) -> Any:
     import ray
 
     ref = _PROGRAM_REFS.get(job_id)
-    if ref is None:
-        ref = ray.put(program_blob)
-        _PROGRAM_REFS[job_id] = ref
-        while len(_PROGRAM_REFS) > _PROGRAM_CACHE_SIZE:
-            _PROGRAM_REFS.popitem(last=False)
-    return ref
+    return ref if ref is not None else _PROGRAM_REFS.remember(job_id, ray.put(program_blob))
 
 
 class RayRunner:

@@ -108,6 +108,34 @@ def pickle_with_user_module(obj: Any, fn: Any) -> bytes:
             cloudpickle.unregister_pickle_by_value(sys.modules[module_name])
 
 
+# Rows converted to and from Python objects at a time, inside one shard.
+ROWS_PER_CHUNK = 50_000
+
+
+def rows_of(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """A shard's rows as dicts, one Arrow batch at a time; maps become dicts too.
+
+    maps_as_pydicts costs about 2.5x on every column, so it is asked for only
+    when the schema has a map somewhere.
+    """
+    maps = "strict" if _has_map(table.schema) else None
+    for batch in table.to_batches():
+        yield from batch.to_pylist(maps_as_pydicts=maps)
+
+
+def _has_map(schema: pa.Schema) -> bool:
+    def has_map(t: pa.DataType) -> bool:
+        if pa.types.is_map(t):
+            return True
+        if pa.types.is_struct(t):
+            return any(has_map(f.type) for f in t)
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return has_map(t.value_type)
+        return False
+
+    return any(has_map(f.type) for f in schema)
+
+
 @contextlib.contextmanager
 def job_environment(env: dict[str, str]) -> Iterator[None]:
     """Set a job's environment variables around its code, then put the old ones back.
@@ -164,27 +192,32 @@ class ShardProgram:
             return self._run_arrow(table)
         return self._run_pandas(table)
 
-    def _each_row(self, rows: list[dict[str, Any]]) -> Iterator[Any]:
+    def _each_row(self, rows: Iterable[dict[str, Any]]) -> Iterator[Any]:
         fn = self.user.fn
         for row in rows:
             result = fn(row)
-            if result is None:
-                continue
             if isinstance(result, (dict, tuple)):
                 yield result
-            else:
+            elif result is not None:
                 yield from result
 
-    def _whole_shard(self, rows: list[dict[str, Any]]) -> Iterable[Any]:
+    def _whole_shard(self, rows: Iterable[dict[str, Any]]) -> Iterable[Any]:
         produced = self.user.fn(iter(rows))
-        if produced is None:
-            return ()
-        return produced
+        return () if produced is None else produced
 
-    def _run_rows(self, produce: Callable[[list[dict[str, Any]]], Iterable[Any]], table: pa.Table) -> pa.Table:
-        rows = table.to_pylist(maps_as_pydicts="strict") if table.num_rows else []
-        output = [row for row in produce(rows) if row is not None]
-        return pa.Table.from_batches([rows_to_batch(output, self.schema, self.user.label)])
+    def _run_rows(self, produce: Callable[[Iterable[dict[str, Any]]], Iterable[Any]], table: pa.Table) -> pa.Table:
+        """Rows in and out a chunk at a time: a shard as Python dicts is ~50x its Arrow size."""
+        output: list[pa.RecordBatch] = []
+        chunk: list[Any] = []
+        for row in produce(rows_of(table)):
+            if row is not None:
+                chunk.append(row)
+                if len(chunk) >= ROWS_PER_CHUNK:
+                    output.append(rows_to_batch(chunk, self.schema, self.user.label))
+                    chunk = []
+        if chunk or not output:
+            output.append(rows_to_batch(chunk, self.schema, self.user.label))
+        return pa.Table.from_batches(output)
 
     def _run_arrow(self, table: pa.Table) -> pa.Table:
         # One call per incoming batch, as Spark's mapInArrow does: combining the

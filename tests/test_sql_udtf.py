@@ -117,3 +117,12 @@ ray_context.foreach(boom)
         spark.sql("SELECT * FROM ray_transform(TABLE(udtf_seed), :code, 'id long')", args={"code": code}).collect()
     message = str(caught.value)
     assert "ZeroDivisionError" in message and 'return {"id": row["id"] // 0}' in message
+
+
+def test_spark_ray_register_is_the_documented_door(spark, seed):
+    import spark_ray
+
+    spark_ray.register(spark, "ray_transform_from_spark_ray")
+    out = spark.sql(f"SELECT * FROM ray_transform_from_spark_ray(TABLE(udtf_seed), :code, '{SEED_SCHEMA}')",
+                    args={"code": ECHO_CODE})  # fmt: skip
+    assert rows(out) == SEED_ROWS

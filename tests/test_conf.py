@@ -86,3 +86,28 @@ def test_executor_plan_names_the_function(spark):
 
     out = ray_transform(spark.createDataFrame([(1,)], "id long"), tag_rows, "id long")
     assert "ray_transform[test_executor_plan_names_the_function.<locals>.tag_rows]" in out._jdf.queryExecution().toString()
+
+
+def test_python_env_exports_and_activations_are_read():
+    conf = RayTransformConf(python_env="export PYTHONIOENCODING=utf8 && export MLSQL_DEV='1' && source activate streamingpro")
+    assert conf.env_vars() == {"PYTHONIOENCODING": "utf8", "MLSQL_DEV": "1"}
+    assert conf.activations() == ["streamingpro"]
+
+
+def test_byzer_interpreter_and_env_names_warn_once_and_do_not_fail(spark):
+    import warnings
+
+    df = spark.createDataFrame([(1,)], "id long")
+    settings = {
+        "python_exec": "/home/someone/miniconda3/envs/conf-test/bin/python",
+        "python_env": "export A=1 && source activate env-missing-in-conf-test",
+    }
+    with pytest.warns(UserWarning) as record:
+        out = ray_transform(df, lambda row: row, "id long", **settings)
+    messages = [str(w.message) for w in record]
+    assert any("pythonExec='/home/someone/miniconda3/envs/conf-test/bin/python' is not this interpreter" in m for m in messages)
+    assert any("PYTHON_ENV activates 'env-missing-in-conf-test', which does not exist here" in m for m in messages)
+    assert [r.id for r in out.collect()] == [1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same notes are not repeated
+        ray_transform(df, lambda row: row, "id long", **settings)

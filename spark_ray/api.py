@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -148,7 +149,7 @@ def _transform_model(df: DataFrame, struct: StructType, code: Callable[..., Any]
             from .driver_path import stream_table, tables_to_dataframe
 
             batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
-            return tables_to_dataframe(spark, program.run(batches, input_schema), struct, conf.spill_dir)
+            return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf.spill_dir)
         blob = pickle_with_user_module(program, code)
         run_model = model_partition_function(blob, input_schema, ray_spec)
         # Eager: the program runs once, now, in a single Spark task, not again on every action.
@@ -184,7 +185,11 @@ def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayT
     description = conf.job_description or f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
     group = conf.job_group or f"spark-ray-{job_id}"
     host = _server_host(conf) or ray_node_address()
-    with spark_job_group(df.sparkSession.sparkContext, group, description), DataServer(host, conf.data_server_idle_timeout) as server:
+    with (
+        spark_job_group(df.sparkSession.sparkContext, group, description),
+        tempfile.TemporaryDirectory(prefix="spark-ray-intake-", dir=conf.spill_dir) as intake,
+        DataServer(host, conf.data_server_idle_timeout, intake_dir=intake) as server,
+    ):
         return run_on_driver(
             df, struct, runner, server, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, spill_dir=conf.spill_dir
         )

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,8 +95,11 @@ class _CallDone(flight.ServerMiddleware):
 class DataServer(flight.FlightServerBase):
     """Serves the shards of one job until closed or idle for ``idle_timeout_s``."""
 
-    def __init__(self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0, intake_dir: str | None = None) -> None:
         self.token = secrets.token_urlsafe(24)
+        # Uploads (do_put) land as Arrow files here, announced on ``uploads`` as ((partition, seq), path).
+        self.intake_dir = intake_dir
+        self.uploads: queue.Queue[Any] = queue.Queue()
         self._auth = _TokenCheck(self.token)
         super().__init__(f"grpc://{host}:0", middleware={"auth": self._auth})
         self.host = host
@@ -149,6 +154,18 @@ class DataServer(flight.FlightServerBase):
                 return
 
     # --- Flight's side --------------------------------------------------
+    def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
+        """Take one chunk of a partition from an executor, straight to disk."""
+        if self.intake_dir is None:
+            raise flight.FlightServerError("this data server takes no uploads")
+        partition, seq = (int(part) for part in descriptor.path)
+        path = os.path.join(self.intake_dir, f"in-{partition:06d}-{seq:06d}.arrow")
+        with pa.OSFile(path + ".part", "wb") as sink, pa.ipc.new_file(sink, reader.schema) as file_writer:
+            for chunk in reader:
+                file_writer.write_batch(chunk.data)
+        os.replace(path + ".part", path)  # a retried Spark task rewrites the same chunk whole
+        self.uploads.put(((partition, seq), path))
+
     def do_get(self, context: Any, ticket: flight.Ticket) -> flight.RecordBatchStream:
         try:
             index = int(ticket.ticket.decode())
@@ -179,6 +196,24 @@ def _shard_reader(handle: ShardHandle) -> Iterator[flight.FlightStreamReader]:
         ) from None
     finally:
         client.close()
+
+
+def push_tables(server: ShardHandle, partition: int, tables: Iterable[pa.Table]) -> int:
+    """Upload one partition's chunks to a data server's intake, in order; returns the rows sent."""
+    client = flight.FlightClient(f"grpc://{server.host}:{server.port}")
+    rows = 0
+    try:
+        for seq, table in enumerate(tables):
+            descriptor = flight.FlightDescriptor.for_path(str(partition), str(seq))
+            writer, _ = client.do_put(descriptor, table.schema, _call_options(server))
+            writer.write_table(table)
+            writer.close()
+            rows += table.num_rows
+    except flight.FlightUnavailableError as error:
+        raise DataServerError(f"the driver's data server at {server} cannot be reached from here: {error}") from None
+    finally:
+        client.close()
+    return rows
 
 
 def fetch_batches(handle: ShardHandle) -> Iterator[pa.RecordBatch]:

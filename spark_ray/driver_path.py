@@ -1,12 +1,14 @@
-"""run_in="driver": the driver streams the table to Ray and rebuilds a DataFrame.
+"""run_in="driver": the driver hands the table to Ray and rebuilds a DataFrame.
 
-The table reaches the driver one partition at a time (``toLocalIterator``
-over Arrow IPC chunks made in the executors), so driver memory holds at most a
-partition or two plus the shards in flight, never the whole table. A data
-server (Arrow Flight) on the driver serves each shard to the Ray task that
-processes it; each result is spilled to an Arrow file as it arrives, and
-Spark reads the files back, in order, into a locally checkpointed DataFrame,
-after which the files are deleted.
+Data mode: every executor uploads its partitions, in parallel, to a data
+server (Arrow Flight) on the driver, which writes them to disk as they arrive;
+each shard goes to a Ray task as soon as it is complete, the task reads it
+from the server, and the result is spilled to an Arrow file. Spark reads the
+result files back, in input order, into a locally checkpointed DataFrame, and
+every file is deleted. Driver memory holds only the shards in flight.
+
+Model mode streams the table with ``toLocalIterator`` (one partition at a
+time), since its program needs every shard served before it starts.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
+from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from .data_server import DataServer
+from .data_server import DataServer, ShardHandle
 from .runners import BatchRunner, coalesce
 
 _IPC_COLUMN = "arrow_ipc"
@@ -43,28 +47,33 @@ def _to_ipc_chunks(max_bytes: int, max_rows: int):
 
 
 def stream_table(df: DataFrame, max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
-    """The table's shards on the driver, one partition's worth in memory at a time."""
+    """The table's shards on the driver, one partition's worth in memory at a time (model mode)."""
     chunks = df.mapInArrow(_to_ipc_chunks(max_bytes, max_rows), f"{_IPC_COLUMN} binary")
     for row in chunks.toLocalIterator(prefetchPartitions=True):
         yield pa.ipc.open_stream(pa.py_buffer(row[_IPC_COLUMN])).read_all()
 
 
 class SpillDirectory:
-    """Result shards as Arrow files, numbered in output order; removed by cleanup()."""
+    """Result shards as Arrow files, each with the key that orders the output; removed by cleanup()."""
 
     def __init__(self, parent: str | None) -> None:
         if parent:
             os.makedirs(parent, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix="spark-ray-results-", dir=parent)
-        self.count = 0
+        self.written: list[tuple[Any, str]] = []
 
-    def shard_path(self, index: int) -> str:
-        return os.path.join(self.path, f"shard-{index:06d}.arrow")
+    @property
+    def count(self) -> int:
+        return len(self.written)
 
-    def write(self, table: pa.Table) -> None:
-        with pa.OSFile(self.shard_path(self.count), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    def write(self, key: Any, table: pa.Table) -> None:
+        path = os.path.join(self.path, f"shard-{self.count:06d}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
-        self.count += 1
+        self.written.append((key, path))
+
+    def paths_in_order(self) -> list[str]:
+        return [path for _, path in sorted(self.written, key=lambda item: item[0])]
 
     def cleanup(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -72,7 +81,7 @@ class SpillDirectory:
 
 def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType) -> DataFrame:
     """Read the spilled shards back in order and checkpoint them, so the files can go."""
-    shard_paths = [spill.shard_path(i) for i in range(spill.count)]
+    shard_paths = spill.paths_in_order()
     partitions = min(len(shard_paths), max(1, spark.sparkContext.defaultParallelism * 2))
 
     def read_shards(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -86,19 +95,35 @@ def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType
 
 
 def tables_to_dataframe(
-    spark: SparkSession, tables: Iterable[pa.Table], schema: StructType, spill_dir: str | None
+    spark: SparkSession, keyed_tables: Iterable[tuple[Any, pa.Table]], schema: StructType, spill_dir: str | None
 ) -> DataFrame:
-    """Result tables, as they arrive, into a checkpointed DataFrame in the same order."""
+    """Result tables, as they arrive, into a checkpointed DataFrame ordered by their keys."""
     spill = SpillDirectory(spill_dir)
     try:
-        for table in tables:
+        for key, table in keyed_tables:
             if table.num_rows:
-                spill.write(table)
+                spill.write(key, table)
         if spill.count == 0:
             return spark.createDataFrame([], schema)
         return _read_spilled(spark, spill, schema)
     finally:
         spill.cleanup()
+
+
+def _push_partitions(intake: ShardHandle, max_bytes: int, max_rows: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A mapInArrow function that uploads each partition's shards to the driver's data server."""
+
+    def push(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        from .data_server import push_tables
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        rows = push_tables(intake, partition, coalesce(batches, max_bytes, max_rows))
+        yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
+
+    return push
 
 
 def run_on_driver(
@@ -111,18 +136,50 @@ def run_on_driver(
     max_rows: int,
     spill_dir: str | None,
 ) -> DataFrame:
-    """Data mode from the driver: serve each shard, let a Ray task read and process it.
+    """Data mode from the driver: executors upload their partitions to the driver's data server,
+    all at once, and Ray tasks read each shard from there as soon as it has arrived.
 
-    A shard stays on the data server only until its result is back (a retried
-    task can read it again), so the driver holds about ``window`` shards.
+    Uploads go to disk (the server's intake directory), so driver memory holds
+    only the shards in flight, whatever the table's size. Output order is the
+    input's: results are keyed by (partition, chunk) and read back sorted.
     """
-    # Coalesce again across partitions: many small partitions make few Ray tasks.
-    batches = (batch for table in stream_table(df, max_bytes, max_rows) for batch in table.to_batches())
-    handles = (server.add_shard(index, shard) for index, shard in enumerate(coalesce(batches, max_bytes, max_rows)))
+    spark = df.sparkSession
+    failures: list[BaseException] = []
 
-    def results() -> Iterator[pa.Table]:
-        for index, table in enumerate(runner.map_shards(handles)):
+    def upload_every_partition() -> None:
+        try:
+            df.mapInArrow(_push_partitions(server.handle(-1), max_bytes, max_rows), "rows long").collect()
+        except BaseException as error:  # handed to the consuming thread below
+            failures.append(error)
+        finally:
+            server.uploads.put(None)
+
+    uploader = InheritableThread(target=upload_every_partition, name="spark-ray-upload", daemon=True)
+    uploader.start()
+    arrived: list[tuple[tuple[int, int], str]] = []
+
+    def arrivals() -> Iterator[ShardHandle]:
+        seen: set[tuple[int, int]] = set()
+        while (item := server.uploads.get()) is not None:
+            key, path = item
+            if key not in seen:  # a retried Spark task uploads its chunks again
+                seen.add(key)
+                arrived.append((key, path))
+                yield server.add_shard(len(arrived) - 1, path)
+        uploader.join()
+        if failures:
+            raise failures[0]
+
+    def results() -> Iterator[tuple[tuple[int, int], pa.Table]]:
+        for index, table in enumerate(runner.map_shards(arrivals())):
             server.drop_shard(index)
-            yield table
+            os.remove(arrived[index][1])
+            yield arrived[index][0], table
 
-    return tables_to_dataframe(df.sparkSession, results(), schema, spill_dir)
+    try:
+        return tables_to_dataframe(spark, results(), schema, spill_dir)
+    except BaseException:
+        group = spark.sparkContext.getLocalProperty("spark.jobGroup.id")
+        if group and uploader.is_alive():
+            spark.sparkContext.cancelJobGroup(group)
+        raise

@@ -65,3 +65,25 @@ def test_closed_server_refuses_connections():
         handle = server.add_shard(0, TABLE)
     with pytest.raises(DataServerError, match="it closes when its job ends"):
         fetch_table(ShardHandle(handle.host, handle.port, handle.token, 0))
+
+
+def test_uploads_land_on_disk_in_order_and_need_the_token(tmp_path):
+    from spark_ray.data_server import push_tables
+
+    with DataServer(intake_dir=str(tmp_path)) as server:
+        intake = server.handle(-1)
+        assert push_tables(intake, 3, [TABLE, TABLE.slice(0, 1)]) == 4
+        uploads = [server.uploads.get(timeout=5), server.uploads.get(timeout=5)]
+        assert [key for key, _ in uploads] == [(3, 0), (3, 1)]
+        with pa.memory_map(uploads[0][1]) as source:
+            assert pa.ipc.open_file(source).read_all().equals(TABLE)
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            push_tables(ShardHandle(intake.host, intake.port, "not-the-token", -1), 0, [TABLE])
+
+
+def test_server_without_intake_refuses_uploads():
+    from spark_ray.data_server import push_tables
+
+    with DataServer() as server:
+        with pytest.raises(flight.FlightServerError, match="takes no uploads"):
+            push_tables(server.handle(-1), 0, [TABLE])

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from .arrow_files import read_shard_file
 from .errors import DataServerError
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,7 @@ class DataServer(flight.FlightServerBase):
         if shard is None:
             raise flight.FlightServerError(f"shard {index} is not served here (the job may have finished)")
         if isinstance(shard, str):
-            with pa.memory_map(shard) as source:
-                shard = pa.ipc.open_file(source).read_all()
+            shard = read_shard_file(shard)
         return flight.RecordBatchStream(shard)
 
 

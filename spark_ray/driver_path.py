@@ -24,6 +24,7 @@ from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from .arrow_files import read_shard_file, write_shard_file
 from .data_server import DataServer, ShardHandle
 from .runners import BatchRunner, coalesce
 
@@ -67,10 +68,7 @@ class SpillDirectory:
         return len(self.written)
 
     def write(self, key: Any, table: pa.Table) -> None:
-        path = os.path.join(self.path, f"shard-{self.count:06d}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        self.written.append((key, path))
+        self.written.append((key, write_shard_file(self.path, self.count, table)))
 
     def paths_in_order(self) -> list[str]:
         return [path for _, path in sorted(self.written, key=lambda item: item[0])]
@@ -87,8 +85,7 @@ def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType
     def read_shards(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for index in batch.column(0).to_pylist():
-                with pa.memory_map(shard_paths[index]) as source:
-                    yield from pa.ipc.open_file(source).read_all().to_batches()
+                yield from read_shard_file(shard_paths[index]).to_batches()
 
     indices = spark.range(0, len(shard_paths), numPartitions=partitions)
     return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)

@@ -12,7 +12,6 @@ It runs on the driver (run_in="driver") or in one Spark task
 from __future__ import annotations
 
 import ast
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .arrow_files import write_shard_file
 from .code_string import execute_code
 from .context import _UNSET, PythonContext
 from .data_server import DataServer
@@ -64,7 +64,7 @@ class ModelProgram:
         """Serve the batches as shards, run the code once, and return its output tables."""
         with tempfile.TemporaryDirectory(prefix="spark-ray-shards-", dir=self.spill_parent) as shard_dir:
             with DataServer(self._host(), self.idle_timeout_s) as server:
-                handles = [server.add_shard(index, _spill(shard_dir, index, shard)) for index, shard in enumerate(coalesce(batches, self.max_bytes, self.max_rows))]
+                handles = [server.add_shard(index, write_shard_file(shard_dir, index, shard)) for index, shard in enumerate(coalesce(batches, self.max_bytes, self.max_rows))]
                 context = PythonContext(self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema)
                 with job_environment(self.env):
                     self._run_code(context)
@@ -95,13 +95,6 @@ class ModelProgram:
         import ray
 
         return ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
-
-
-def _spill(directory: str, index: int, table: pa.Table) -> str:
-    path = os.path.join(directory, f"shard-{index:06d}.arrow")
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
-    return path
 
 
 def model_partition_function(

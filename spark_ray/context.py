@@ -63,10 +63,6 @@ class PythonContext:
         self._fetched = False
 
     @property
-    def connected(self) -> bool:
-        return self.requested_address is not _UNSET
-
-    @property
     def model_mode(self) -> bool:
         return self.shards is not None
 

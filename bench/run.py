@@ -45,6 +45,7 @@ from common import (
     bench_session,
     build_table,
     parse_rows,
+    settle,
     timed,
     tiny_table,
 )
@@ -151,7 +152,8 @@ def measure(
     (used for tiny_native and tiny_warm, whose difference is smaller than the
     drift of a busy machine); they must need the same Ray size. Warm-ups
     absorb what only the first call pays (Python and Ray worker start-up,
-    Spark's code generation), which tiny_cold measures on its own. A missing
+    Spark's code generation), which tiny_cold measures on its own. Every call
+    starts from collected heaps (``settle``), whatever the case before it left. A missing
     package or a failing case becomes a note in the report, not a crash.
     """
     results = {
@@ -178,6 +180,7 @@ def measure(
                     ray_cpus = by_name[name].ray_cpus
                     if ray_cpus is not None:
                         ctx.use_ray(ray_cpus)
+                    settle(ctx.spark)
                     seconds = timed(thunk)
                 except Exception as error:  # noqa: BLE001 - one broken case must not lose the others' numbers
                     if Interrupt.requested:

@@ -180,7 +180,7 @@ def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayT
     from .driver_path import run_on_driver
     from .runners import RayRunner
 
-    window = conf.max_in_flight or max(2, int(_ray_cpus()))
+    window = conf.max_in_flight or 2
     runner = RayRunner(job_id, program_blob, conf.ray_task_options(), window)
     description = conf.job_description or f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
     group = conf.job_group or f"spark-ray-{job_id}"
@@ -191,7 +191,7 @@ def _transform(df: DataFrame, struct: StructType, user: UserFunction, conf: RayT
         DataServer(host, conf.data_server_idle_timeout, intake_dir=intake) as server,
     ):
         return run_on_driver(
-            df, struct, runner, server, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, spill_dir=conf.spill_dir
+            df, struct, runner, server, window=window, max_bytes=conf.batch_bytes, max_rows=conf.batch_rows, label=label
         )
 
 
@@ -219,12 +219,6 @@ def ray_node_address() -> str:
     import ray
 
     return ray.util.get_node_ip_address()
-
-
-def _ray_cpus() -> float:
-    import ray
-
-    return ray.cluster_resources().get("CPU", 1.0)
 
 
 @contextlib.contextmanager

@@ -51,12 +51,13 @@ class RayTransformConf:
         batch_bytes: target Arrow bytes per Ray task; batches are coalesced up
             to this size (a whole small partition becomes one task).
         batch_rows: upper bound on rows per Ray task, whatever their size.
-        max_in_flight: Ray tasks in flight per Spark partition (executor, default
-            2) or per job (driver, default the Ray cluster's CPUs); bounds memory.
+        max_in_flight: Ray tasks in flight per Spark partition (default 2, in
+            both paths); bounds memory.
         local_ray_cpus: CPUs of the embedded Ray; None means all of this host's.
         dashboard: start the Ray dashboard with the embedded Ray.
-        spill_dir: where driver mode spills result shards before Spark reads them
-            back; must be visible to the executors (a shared path on a cluster).
+        spill_dir: the driver's directory for uploaded chunks (driver mode) and
+            for model-mode shards and results; model mode's results are read back
+            by the executors, so on a cluster it must be a path they share.
         job_description: the Spark job description; a default names the call.
         job_group: the Spark job group of driver-mode jobs (default: one per call).
         data_server_host: where driver-side data servers listen; None picks an

@@ -8,6 +8,11 @@ idle timeout, and closed by its job on success or failure (use it as a
 context manager). A shard may be read any number of times (Ray retries
 tasks); shards live in memory only while a task may still need them, or as
 memory-mapped Arrow files when the whole table must stay readable (model mode).
+
+In driver data mode the server is also a relay: executors upload chunks of
+their partitions (``do_put``, to disk) and fetch each chunk's result back
+(``do_get`` of a result ticket); a ``Relay`` attached to the server decides
+what happens in between (a Ray task per chunk, see ``driver_path``).
 """
 
 from __future__ import annotations
@@ -15,13 +20,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -32,6 +36,22 @@ from .errors import DataServerError
 log = logging.getLogger(__name__)
 
 _AUTH_HEADER = "authorization"
+_RESULT_TICKET = "result"
+
+ChunkKey = tuple[int, int]  # (Spark partition, chunk number within it)
+
+
+class Relay(Protocol):
+    """What a data server does with uploaded chunks and result requests."""
+
+    def accept(self, key: ChunkKey, path: str) -> None:
+        """A chunk has been uploaded whole to ``path`` (again, if a Spark task was retried)."""
+
+    def result(self, key: ChunkKey) -> pa.Table:
+        """The chunk's result, once ready (blocks until then)."""
+
+    def result_sent(self, key: ChunkKey) -> None:
+        """The result has been streamed whole to the executor that asked for it."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +116,13 @@ class _CallDone(flight.ServerMiddleware):
 class DataServer(flight.FlightServerBase):
     """Serves the shards of one job until closed or idle for ``idle_timeout_s``."""
 
-    def __init__(self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0, intake_dir: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0, intake_dir: str | None = None, relay: Relay | None = None
+    ) -> None:
         self.token = secrets.token_urlsafe(24)
-        # Uploads (do_put) land as Arrow files here, announced on ``uploads`` as ((partition, seq), path).
+        # Uploads (do_put) land as Arrow files here and are handed to the relay; without both, uploads are refused.
         self.intake_dir = intake_dir
-        self.uploads: queue.Queue[Any] = queue.Queue()
+        self.relay = relay
         self._auth = _TokenCheck(self.token)
         super().__init__(f"grpc://{host}:0", middleware={"auth": self._auth})
         self.host = host
@@ -156,8 +178,8 @@ class DataServer(flight.FlightServerBase):
 
     # --- Flight's side --------------------------------------------------
     def do_put(self, context: Any, descriptor: flight.FlightDescriptor, reader: Any, writer: Any) -> None:
-        """Take one chunk of a partition from an executor, straight to disk."""
-        if self.intake_dir is None:
+        """Take one chunk of a partition from an executor, straight to disk, and hand it to the relay."""
+        if self.intake_dir is None or self.relay is None:
             raise flight.FlightServerError("this data server takes no uploads")
         partition, seq = (int(part) for part in descriptor.path)
         path = os.path.join(self.intake_dir, f"in-{partition:06d}-{seq:06d}.arrow")
@@ -165,11 +187,14 @@ class DataServer(flight.FlightServerBase):
             for chunk in reader:
                 file_writer.write_batch(chunk.data)
         os.replace(path + ".part", path)  # a retried Spark task rewrites the same chunk whole
-        self.uploads.put(((partition, seq), path))
+        self.relay.accept((partition, seq), path)
 
-    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.RecordBatchStream:
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        text = ticket.ticket.decode(errors="replace")
+        if text.startswith(_RESULT_TICKET + "/"):
+            return self._result_stream(text)
         try:
-            index = int(ticket.ticket.decode())
+            index = int(text)
         except ValueError:
             raise flight.FlightServerError(f"not a shard ticket: {ticket.ticket!r}") from None
         with self._shards_lock:
@@ -179,6 +204,20 @@ class DataServer(flight.FlightServerBase):
         if isinstance(shard, str):
             shard = read_shard_file(shard)
         return flight.RecordBatchStream(shard)
+
+    def _result_stream(self, ticket: str) -> flight.FlightDataStream:
+        if self.relay is None:
+            raise flight.FlightServerError("this data server relays no results")
+        _, partition, seq = ticket.split("/")
+        key = (int(partition), int(seq))
+        relay = self.relay
+        table = relay.result(key)
+
+        def batches_then_release() -> Iterator[pa.RecordBatch]:
+            yield from table.to_batches()
+            relay.result_sent(key)  # only once the executor has had every batch
+
+        return flight.GeneratorStream(table.schema, batches_then_release())
 
 
 def _call_options(handle: ShardHandle, timeout_s: float | None = None) -> flight.FlightCallOptions:
@@ -198,22 +237,43 @@ def _shard_reader(handle: ShardHandle) -> Iterator[flight.FlightStreamReader]:
         client.close()
 
 
-def push_tables(server: ShardHandle, partition: int, tables: Iterable[pa.Table]) -> int:
-    """Upload one partition's chunks to a data server's intake, in order; returns the rows sent."""
-    client = flight.FlightClient(f"grpc://{server.host}:{server.port}")
-    rows = 0
-    try:
-        for seq, table in enumerate(tables):
-            descriptor = flight.FlightDescriptor.for_path(str(partition), str(seq))
-            writer, _ = client.do_put(descriptor, table.schema, _call_options(server))
+class RelayClient:
+    """An executor task's line to the driver's relay: upload a chunk, fetch its result."""
+
+    def __init__(self, server: ShardHandle) -> None:
+        self.server = server
+        self._client = flight.FlightClient(f"grpc://{server.host}:{server.port}")
+        self._options = _call_options(server)
+
+    def push(self, key: ChunkKey, table: pa.Table) -> None:
+        descriptor = flight.FlightDescriptor.for_path(*(str(part) for part in key))
+        with self._unreachable_is_clear():
+            writer, _ = self._client.do_put(descriptor, table.schema, self._options)
             writer.write_table(table)
             writer.close()
-            rows += table.num_rows
-    except flight.FlightUnavailableError as error:
-        raise DataServerError(f"the driver's data server at {server} cannot be reached from here: {error}") from None
-    finally:
-        client.close()
-    return rows
+
+    def fetch(self, key: ChunkKey) -> pa.Table:
+        ticket = flight.Ticket("/".join((_RESULT_TICKET, *(str(part) for part in key))).encode())
+        with self._unreachable_is_clear():
+            return self._client.do_get(ticket, self._options).read_all()
+
+    @contextlib.contextmanager
+    def _unreachable_is_clear(self) -> Iterator[None]:
+        try:
+            yield
+        except flight.FlightUnavailableError as error:
+            raise DataServerError(
+                f"the driver's data server at {self.server} cannot be reached from here: {error}"
+            ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> RelayClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
 
 def fetch_batches(handle: ShardHandle) -> Iterator[pa.RecordBatch]:

@@ -1,32 +1,37 @@
 """run_in="driver": the driver hands the table to Ray and rebuilds a DataFrame.
 
-Data mode: every executor uploads its partitions, in parallel, to a data
-server (Arrow Flight) on the driver, which writes them to disk as they arrive;
-each shard goes to a Ray task as soon as it is complete, the task reads it
-from the server, and the result is spilled to an Arrow file. Spark reads the
-result files back, in input order, into a locally checkpointed DataFrame, and
-every file is deleted. Driver memory holds only the shards in flight.
+Data mode is one Spark pass through a relay on the driver: each Spark task
+cuts its partition into chunks and uploads them to the driver's data server
+(Arrow Flight, to disk), the driver starts a Ray task per chunk that reads the
+chunk from the server, and the Spark task fetches each result back, in order,
+with a few chunks in flight. The output is locally checkpointed, so the Ray
+work runs once. Only the driver talks to Ray; it holds only chunks in flight.
 
 Model mode streams the table with ``toLocalIterator`` (one partition at a
-time), since its program needs every shard served before it starts.
+time), since its program needs every shard served before it starts; its
+output is spilled to Arrow files and read back in order.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
-from pyspark import InheritableThread
+import pyarrow.flight as flight
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from .arrow_files import read_shard_file, write_shard_file
-from .data_server import DataServer, ShardHandle
-from .runners import BatchRunner, coalesce
+from .data_server import ChunkKey, DataServer, ShardHandle
+from .runners import RayRunner, coalesce, task_result
 
 _IPC_COLUMN = "arrow_ipc"
 
@@ -107,76 +112,151 @@ def tables_to_dataframe(
         spill.cleanup()
 
 
-def _push_partitions(intake: ShardHandle, max_bytes: int, max_rows: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """A mapInArrow function that uploads each partition's shards to the driver's data server."""
+@dataclass
+class _Chunk:
+    """One uploaded chunk on the driver: its Ray task, and how often it was uploaded and fetched."""
 
-    def push(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    ref: Any
+    shard_index: int
+    path: str
+    uploads: int = 1
+    fetches: int = 0
+
+
+class DriverRelay:
+    """The driver's half of data mode: a Ray task per uploaded chunk, its result served back.
+
+    Called from the data server's threads. A chunk uploaded again (a retried
+    or speculative Spark task) reuses the running task, or starts a new one if
+    every earlier upload has had its result; a chunk is forgotten, and its file
+    deleted, once each upload has been matched by a fetch. The first failure
+    is kept for the driver to raise and stops the job through ``on_failure``.
+    """
+
+    def __init__(self, server: DataServer, runner: RayRunner, on_failure: Callable[[], None]) -> None:
+        self.server = server
+        self.runner = runner
+        self.on_failure = on_failure
+        self.error: BaseException | None = None
+        self._chunks: dict[ChunkKey, _Chunk] = {}
+        self._shard_indices = itertools.count()
+        self._lock = threading.Lock()
+
+    def accept(self, key: ChunkKey, path: str) -> None:
+        with self._lock:
+            if self.error is not None:
+                raise flight.FlightServerError(f"spark-ray: the job has already failed: {self.error}")
+            chunk = self._chunks.get(key)
+            if chunk is not None:
+                chunk.uploads += 1
+                return
+            index = next(self._shard_indices)
+            ref = self.runner.submit(self.server.add_shard(index, path))
+            self._chunks[key] = _Chunk(ref, index, path)
+
+    def result(self, key: ChunkKey) -> pa.Table:
+        with self._lock:
+            chunk = self._chunks.get(key)
+        if chunk is None:
+            raise flight.FlightServerError(f"spark-ray: no chunk {key} was uploaded (partition, chunk)")
+        try:
+            return task_result(chunk.ref)
+        except BaseException as error:
+            self.fail(error)
+            raise flight.FlightServerError(f"spark-ray: the Ray task of chunk {key} failed: {error}") from None
+
+    def result_sent(self, key: ChunkKey) -> None:
+        with self._lock:
+            chunk = self._chunks.get(key)
+            if chunk is None:
+                return
+            chunk.fetches += 1
+            if chunk.fetches < chunk.uploads:
+                return
+            del self._chunks[key]
+        self.server.drop_shard(chunk.shard_index)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(chunk.path)
+
+    def fail(self, error: BaseException) -> None:
+        with self._lock:
+            first = self.error is None
+            if first:
+                self.error = error
+        if first:
+            self.on_failure()
+
+    def close(self) -> None:
+        """Cancel the Ray tasks nobody fetched (the job failed or stopped early)."""
+        import ray
+
+        with self._lock:
+            leftovers, self._chunks = list(self._chunks.values()), {}
+        for chunk in leftovers:
+            ray.cancel(chunk.ref, force=False)
+
+
+def relay_partition_function(
+    intake: ShardHandle, window: int, max_bytes: int, max_rows: int, label: str
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function of driver data mode: each chunk goes to the driver and its result comes back."""
+
+    def relay_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
-        from .data_server import push_tables
+        from .data_server import RelayClient
+        from .runners import coalesce, in_order
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        rows = push_tables(intake, partition, coalesce(batches, max_bytes, max_rows))
-        yield pa.RecordBatch.from_arrays([pa.array([rows], pa.int64())], names=["rows"])
+        with RelayClient(intake) as relay:
 
-    return push
+            def upload(numbered: tuple[int, pa.Table]) -> ChunkKey:
+                key = (partition, numbered[0])
+                relay.push(key, numbered[1])
+                return key
+
+            chunks = enumerate(coalesce(batches, max_bytes, max_rows))
+            for table in in_order(chunks, upload, relay.fetch, window):
+                yield from table.to_batches()
+
+    relay_partition.__name__ = relay_partition.__qualname__ = f"ray_transform[{label}] via driver"
+    return relay_partition
 
 
 def run_on_driver(
     df: DataFrame,
     schema: StructType,
-    runner: BatchRunner,
+    runner: RayRunner,
     server: DataServer,
     *,
+    window: int,
     max_bytes: int,
     max_rows: int,
-    spill_dir: str | None,
+    label: str,
 ) -> DataFrame:
-    """Data mode from the driver: executors upload their partitions to the driver's data server,
-    all at once, and Ray tasks read each shard from there as soon as it has arrived.
+    """Data mode from the driver, in one Spark pass: every Spark task uploads its chunks to the
+    driver's data server and fetches their results back from it, while the driver runs a Ray task
+    per chunk. The executors never talk to Ray; the driver holds only the chunks in flight.
 
-    Uploads go to disk (the server's intake directory), so driver memory holds
-    only the shards in flight, whatever the table's size. Output order is the
-    input's: results are keyed by (partition, chunk) and read back sorted.
+    Eager, like every driver-mode call: the pass runs now and its output is
+    locally checkpointed, so later actions do not run the Ray work again.
     """
-    spark = df.sparkSession
-    failures: list[BaseException] = []
+    sc = df.sparkSession.sparkContext
+    group = sc.getLocalProperty("spark.jobGroup.id")
 
-    def upload_every_partition() -> None:
-        try:
-            df.mapInArrow(_push_partitions(server.handle(-1), max_bytes, max_rows), "rows long").collect()
-        except BaseException as error:  # handed to the consuming thread below
-            failures.append(error)
-        finally:
-            server.uploads.put(None)
+    def stop_the_job() -> None:
+        if group:
+            sc.cancelJobGroup(group)
 
-    uploader = InheritableThread(target=upload_every_partition, name="spark-ray-upload", daemon=True)
-    uploader.start()
-    arrived: list[tuple[tuple[int, int], str]] = []
-
-    def arrivals() -> Iterator[ShardHandle]:
-        seen: set[tuple[int, int]] = set()
-        while (item := server.uploads.get()) is not None:
-            key, path = item
-            if key not in seen:  # a retried Spark task uploads its chunks again
-                seen.add(key)
-                arrived.append((key, path))
-                yield server.add_shard(len(arrived) - 1, path)
-        uploader.join()
-        if failures:
-            raise failures[0]
-
-    def results() -> Iterator[tuple[tuple[int, int], pa.Table]]:
-        for index, table in enumerate(runner.map_shards(arrivals())):
-            server.drop_shard(index)
-            os.remove(arrived[index][1])
-            yield arrived[index][0], table
-
+    relay = DriverRelay(server, runner, on_failure=stop_the_job)
+    server.relay = relay
     try:
-        return tables_to_dataframe(spark, results(), schema, spill_dir)
+        through_ray = df.mapInArrow(relay_partition_function(server.handle(-1), window, max_bytes, max_rows, label), schema)
+        return through_ray.localCheckpoint(eager=True)
     except BaseException:
-        group = spark.sparkContext.getLocalProperty("spark.jobGroup.id")
-        if group and uploader.is_alive():
-            spark.sparkContext.cancelJobGroup(group)
+        if relay.error is not None:  # the cause, rather than the Spark task failure it led to
+            raise relay.error from None
         raise
+    finally:
+        relay.close()

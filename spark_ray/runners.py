@@ -10,8 +10,8 @@ input order. The same tests run through each.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -39,6 +39,38 @@ def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -
             pending, size, rows = [], 0, 0
     if pending:
         yield pa.Table.from_batches(pending)
+
+
+Shard = TypeVar("Shard")
+Pending = TypeVar("Pending")
+
+
+def in_order(
+    shards: Iterable[Shard],
+    submit: Callable[[Shard], Pending],
+    collect: Callable[[Pending], pa.Table],
+    window: int,
+    abandon: Callable[[Pending], None] | None = None,
+) -> Iterator[pa.Table]:
+    """Keep ``window`` shards submitted ahead of the one being collected; results in input order.
+
+    The caller reads the next shard and writes the previous result while the
+    engine works on the ones in between, which is where the overlap comes from.
+    On failure or early close (e.g. a ``limit()``), ``abandon`` gets the work
+    nobody will collect.
+    """
+    in_flight: collections.deque[Pending] = collections.deque()
+    try:
+        for shard in shards:
+            in_flight.append(submit(shard))
+            if len(in_flight) >= window:
+                yield collect(in_flight.popleft())
+        while in_flight:
+            yield collect(in_flight.popleft())
+    finally:
+        if abandon is not None:
+            for pending in in_flight:
+                abandon(pending)
 
 
 class BatchRunner(Protocol):
@@ -122,24 +154,18 @@ class RayRunner:
         self.remote = _remote_run_shard().options(**task_options)
         self.window = window
 
+    def submit(self, shard: pa.Table | ShardHandle) -> Any:
+        """Start the shard's Ray task; returns its ObjectRef."""
+        return self.remote.remote(self.job_id, self.program_ref, shard)
+
     def map_shards(self, shards: Iterable[pa.Table | ShardHandle]) -> Iterator[pa.Table]:
         import ray
 
-        in_flight: collections.deque[Any] = collections.deque()
-        try:
-            for shard in shards:
-                in_flight.append(self.remote.remote(self.job_id, self.program_ref, shard))
-                if len(in_flight) >= self.window:
-                    yield _get_result(in_flight.popleft())
-            while in_flight:
-                yield _get_result(in_flight.popleft())
-        finally:
-            # On failure or early close (e.g. a limit()), stop the work nobody will read.
-            for ref in in_flight:
-                ray.cancel(ref, force=False)
+        return in_order(shards, self.submit, task_result, self.window, abandon=lambda ref: ray.cancel(ref, force=False))
 
 
-def _get_result(ref: Any) -> pa.Table:
+def task_result(ref: Any) -> pa.Table:
+    """A shard task's result; the user's own error (with their traceback) if their code failed."""
     import ray
 
     try:

@@ -67,23 +67,69 @@ def test_closed_server_refuses_connections():
         fetch_table(ShardHandle(handle.host, handle.port, handle.token, 0))
 
 
-def test_uploads_land_on_disk_in_order_and_need_the_token(tmp_path):
-    from spark_ray.data_server import push_tables
+class _DoublingRelay:
+    """A relay that answers each uploaded chunk with the chunk twice over, and records what it saw."""
 
-    with DataServer(intake_dir=str(tmp_path)) as server:
-        intake = server.handle(-1)
-        assert push_tables(intake, 3, [TABLE, TABLE.slice(0, 1)]) == 4
-        uploads = [server.uploads.get(timeout=5), server.uploads.get(timeout=5)]
-        assert [key for key, _ in uploads] == [(3, 0), (3, 1)]
-        with pa.memory_map(uploads[0][1]) as source:
+    def __init__(self) -> None:
+        self.accepted: list[tuple[tuple[int, int], str]] = []
+        self.sent: list[tuple[int, int]] = []
+        self.paths: dict[tuple[int, int], str] = {}
+
+    def accept(self, key, path):
+        self.accepted.append((key, path))
+        self.paths[key] = path
+
+    def result(self, key):
+        with pa.memory_map(self.paths[key]) as source:
+            table = pa.ipc.open_file(source).read_all()
+        return pa.concat_tables([table, table])
+
+    def result_sent(self, key):
+        self.sent.append(key)
+
+
+def test_relay_takes_uploads_to_disk_and_serves_their_results(tmp_path):
+    from spark_ray.data_server import RelayClient
+
+    relay = _DoublingRelay()
+    with DataServer(intake_dir=str(tmp_path), relay=relay) as server, RelayClient(server.handle(-1)) as client:
+        client.push((3, 0), TABLE)
+        client.push((3, 1), TABLE.slice(0, 1))
+        assert [key for key, _ in relay.accepted] == [(3, 0), (3, 1)]
+        with pa.memory_map(relay.accepted[0][1]) as source:
             assert pa.ipc.open_file(source).read_all().equals(TABLE)
-        with pytest.raises(flight.FlightUnauthenticatedError):
-            push_tables(ShardHandle(intake.host, intake.port, "not-the-token", -1), 0, [TABLE])
+        assert relay.sent == []
+        assert client.fetch((3, 1)).to_pydict() == {"id": [1, 1], "text": ["a", "a"]}
+        assert client.fetch((3, 0)).num_rows == 6
+        assert relay.sent == [(3, 1), (3, 0)]  # told once each result was streamed whole
 
 
-def test_server_without_intake_refuses_uploads():
-    from spark_ray.data_server import push_tables
+def test_relay_needs_the_token(tmp_path):
+    from spark_ray.data_server import RelayClient
+
+    with DataServer(intake_dir=str(tmp_path), relay=_DoublingRelay()) as server:
+        intake = server.handle(-1)
+        with RelayClient(ShardHandle(intake.host, intake.port, "not-the-token", -1)) as client:
+            with pytest.raises(flight.FlightUnauthenticatedError):
+                client.push((0, 0), TABLE)
+            with pytest.raises(flight.FlightUnauthenticatedError):
+                client.fetch((0, 0))
+
+
+def test_server_without_a_relay_refuses_uploads_and_result_requests():
+    from spark_ray.data_server import RelayClient
+
+    with DataServer() as server, RelayClient(server.handle(-1)) as client:
+        with pytest.raises(flight.FlightServerError, match="takes no uploads"):
+            client.push((0, 0), TABLE)
+        with pytest.raises(flight.FlightServerError, match="relays no results"):
+            client.fetch((0, 0))
+
+
+def test_unreachable_relay_is_a_clear_error():
+    from spark_ray.data_server import RelayClient
 
     with DataServer() as server:
-        with pytest.raises(flight.FlightServerError, match="takes no uploads"):
-            push_tables(server.handle(-1), 0, [TABLE])
+        gone = server.handle(-1)
+    with RelayClient(gone) as client, pytest.raises(DataServerError, match="cannot be reached from here"):
+        client.push((0, 0), TABLE)

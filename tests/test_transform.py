@@ -107,10 +107,9 @@ def test_order_is_kept_within_partitions(spark, run_in, python_mode):
         kind="rows", run_in=run_in, python_mode=python_mode, batch_rows=700, max_in_flight=3,
     )  # fmt: skip
     assert [r.id for r in out.collect()] == list(range(20_000))
-    if run_in == "executor":
-        assert out.rdd.getNumPartitions() == 2
-        per_partition = out.rdd.glom().map(lambda rows: [r.id for r in rows]).collect()
-        assert per_partition == [list(range(10_000)), list(range(10_000, 20_000))]
+    assert out.rdd.getNumPartitions() == 2  # both paths keep the input's partitions
+    per_partition = out.rdd.glom().map(lambda rows: [r.id for r in rows]).collect()
+    assert per_partition == [list(range(10_000)), list(range(10_000, 20_000))]
 
 
 @pytest.mark.parametrize("run_in, python_mode", PATHS, ids=PATH_IDS)

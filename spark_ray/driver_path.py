@@ -141,11 +141,14 @@ class DriverRelay:
         self._chunks: dict[ChunkKey, _Chunk] = {}
         self._shard_indices = itertools.count()
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def accept(self, key: ChunkKey, path: str) -> None:
         with self._lock:
             if self.error is not None:
                 raise flight.FlightServerError(f"spark-ray: the job has already failed: {self.error}")
+            if self._closed.is_set():
+                raise flight.FlightServerError("spark-ray: the job has ended; no more uploads")
             chunk = self._chunks.get(key)
             if chunk is not None:
                 chunk.uploads += 1
@@ -155,10 +158,17 @@ class DriverRelay:
             self._chunks[key] = _Chunk(ref, index, path)
 
     def result(self, key: ChunkKey) -> pa.Table:
+        import ray
+
         with self._lock:
             chunk = self._chunks.get(key)
         if chunk is None:
             raise flight.FlightServerError(f"spark-ray: no chunk {key} was uploaded (partition, chunk)")
+        # Wait in slices, so that a closing relay never leaves a server thread
+        # blocked (the server's shutdown waits for its calls to return).
+        while not ray.wait([chunk.ref], timeout=1.0)[0]:
+            if self._closed.is_set():
+                raise flight.FlightServerError(f"spark-ray: the job ended before chunk {key} had its result")
         try:
             return task_result(chunk.ref)
         except BaseException as error:
@@ -190,6 +200,7 @@ class DriverRelay:
         """Cancel the Ray tasks nobody fetched (the job failed or stopped early)."""
         import ray
 
+        self._closed.set()
         with self._lock:
             leftovers, self._chunks = list(self._chunks.values()), {}
         for chunk in leftovers:
@@ -252,7 +263,9 @@ def run_on_driver(
     relay = DriverRelay(server, runner, on_failure=stop_the_job)
     server.relay = relay
     try:
-        through_ray = df.mapInArrow(relay_partition_function(server.handle(-1), window, max_bytes, max_rows, label), schema)
+        through_ray = df.mapInArrow(
+            relay_partition_function(server.handle(-1), window, max_bytes, max_rows, label), schema
+        )
         return through_ray.localCheckpoint(eager=True)
     except BaseException:
         if relay.error is not None:  # the cause, rather than the Spark task failure it led to

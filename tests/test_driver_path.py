@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
 
 import pyarrow as pa
@@ -20,12 +22,16 @@ from spark_ray.user_code import ShardProgram, UserFunction, pickle_with_user_mod
 TABLE = pa.table({"id": [1, 2, 3]})
 
 
+def _runner(fn) -> RayRunner:
+    program = ShardProgram(UserFunction.from_callable(fn, "row"), TABLE.schema)
+    return RayRunner(uuid.uuid4().hex, pickle_with_user_module(program, fn), {}, window=2)
+
+
 def _doubling_runner() -> RayRunner:
     def double(row):
         return {"id": row["id"] * 2}
 
-    program = ShardProgram(UserFunction.from_callable(double, "row"), TABLE.schema)
-    return RayRunner(uuid.uuid4().hex, pickle_with_user_module(program, double), {}, window=2)
+    return _runner(double)
 
 
 @pytest.fixture
@@ -75,6 +81,29 @@ def test_a_failed_ray_task_stops_the_job_and_is_kept_for_the_driver(relay_server
             client.push((0, 1), TABLE)
 
 
+def test_closing_the_relay_releases_a_waiting_fetch(spark, tmp_path):
+    def slow(row):
+        import time
+
+        time.sleep(60)
+        return row
+
+    with DataServer(intake_dir=str(tmp_path)) as server:
+        relay = DriverRelay(server, _runner(slow), on_failure=lambda: None)
+        server.relay = relay
+        with RelayClient(server.handle(-1)) as client:
+            client.push((0, 0), TABLE)
+            closer = threading.Timer(1.0, relay.close)
+            closer.start()
+            started = time.monotonic()
+            with pytest.raises(flight.FlightServerError, match=r"the job ended before chunk \(0, 0\) had its result"):
+                client.fetch((0, 0))
+            assert time.monotonic() - started < 30  # not the task's 60 s
+            with pytest.raises(flight.FlightServerError, match="the job has ended; no more uploads"):
+                client.push((0, 1), TABLE)
+            closer.join()
+
+
 class _RecordingServer(DataServer):
     """The real data server, remembering where each one listened."""
 
@@ -95,7 +124,9 @@ def test_nothing_is_left_behind_after_success_or_failure(spark, tmp_path, monkey
     monkeypatch.setattr(api, "DataServer", _RecordingServer)
     _RecordingServer.opened.clear()
     df = spark.range(0, 5_000, numPartitions=3)
-    out = ray_transform(df, lambda row: {"id": row["id"] + 1}, "id long", run_in="driver", spill_dir=str(tmp_path), batch_rows=600)
+    out = ray_transform(
+        df, lambda row: {"id": row["id"] + 1}, "id long", run_in="driver", spill_dir=str(tmp_path), batch_rows=600
+    )
     assert [r.id for r in out.collect()] == list(range(1, 5_001))
 
     def fail_on_4321(row):

@@ -1,0 +1,68 @@
+"""The benchmark's in-process cases still run and report, on a tiny table (no timings asserted).
+
+`make bench` takes minutes and runs outside CI; this keeps its cases and its
+report from rotting between full runs. It reuses the test session's Spark and
+Ray, so it costs seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+ROWS = 3_000
+# Everything in-process that needs no optional package and no Ray of another size.
+SMOKE_CASES = [
+    "spark_native",
+    "executor_arrow",
+    "driver_arrow",
+    "executor_row",
+    "naive",
+    "cpu_native",
+    "cpu_bound_2cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, BENCH_DIR)  # the bench modules import each other as siblings
+    try:
+        import cases
+        import common
+        import report
+        import run
+
+        yield cases, common, report, run
+    finally:
+        sys.path.remove(BENCH_DIR)
+
+
+def test_bench_cases_run_and_report(spark, bench, tmp_path):
+    cases, common, report, run = bench
+    ctx = cases.BenchContext(spark=spark, spin_per_1000_rows=10, ray_cpus=common.DEFAULT_RAY_CPUS)
+    df = common.build_table(spark, ROWS)
+    try:
+        results = []
+        for case in cases.select_cases(SMOKE_CASES, quick=True):
+            results += run.measure([case], ctx, df, ROWS, warmup=0, repeat=1, progress=lambda message: None)
+    finally:
+        df.unpersist()
+    run.compare(results)
+
+    assert [r.case for r in results] == SMOKE_CASES
+    assert all(r.note in ("", "vs cpu_native") and len(r.runs_s) == 1 and r.median_s > 0 for r in results), [
+        (r.case, r.note) for r in results
+    ]
+    by_case = {r.case: r for r in results}
+    assert by_case["spark_native"].ratio is None and by_case["driver_arrow"].ratio is not None
+    assert by_case["driver_arrow"].target == "<= 2x" and by_case["cpu_bound_2cpu"].baseline == "cpu_native"
+
+    table = report.format_table(results)
+    assert all(name in table for name in SMOKE_CASES) and "3,000" in table
+    _, latest = report.write_json({"results": results}, str(tmp_path), "smoke")
+    with open(latest, encoding="utf-8") as saved:
+        assert [r["case"] for r in json.load(saved)["results"]] == SMOKE_CASES

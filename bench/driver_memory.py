@@ -6,7 +6,9 @@ not grow with the table. A process's peak RSS only ever goes up, so each size
 runs in a fresh child (``python bench/driver_memory.py --rows N``) that builds
 the same cached table, runs the driver_arrow case once and reports its peak
 RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), the RSS before the call, and the
-peak seen by a psutil sampler during the call (when psutil is installed).
+peaks seen by a sampler during the call: RSS, and the process's private
+memory alone (RssAnon, on Linux), which leaves out the pages of Ray's
+shared-memory object store that the driver maps to read results.
 
 Run as a script, this file is the child; ``measure_driver_rss`` is the parent side.
 """
@@ -60,6 +62,22 @@ def _current_rss() -> int:
             return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+def _current_private() -> int | None:
+    """Resident memory that is this process's own (RssAnon), without mapped shared memory; Linux only.
+
+    RSS also counts the pages of Ray's shared-memory object store that the
+    driver maps to read results; this is the part that could grow with data.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def _peak_rss() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
@@ -71,11 +89,15 @@ class _Sampler(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = _current_rss()
+        self.peak_private = _current_private()
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.wait(0.02):
             self.peak = max(self.peak, _current_rss())
+            private = _current_private()
+            if private is not None and self.peak_private is not None:
+                self.peak_private = max(self.peak_private, private)
 
     def stop(self) -> int:
         self._stop_event.set()
@@ -99,6 +121,7 @@ def _child(rows: int, driver_memory: str) -> dict[str, Any]:
             return batch
 
         before = _current_rss()
+        before_private = _current_private()
         sampler = _Sampler()
         sampler.start()
         start = time.perf_counter()
@@ -111,6 +134,8 @@ def _child(rows: int, driver_memory: str) -> dict[str, Any]:
             "before_rss_mb": before / MB,
             "peak_rss_mb": _peak_rss() / MB,
             "sampled_peak_rss_mb": sampled / MB,
+            "before_private_mb": None if before_private is None else before_private / MB,
+            "sampled_peak_private_mb": None if sampler.peak_private is None else sampler.peak_private / MB,
         }
     finally:
         spark.stop()

@@ -293,7 +293,7 @@ def _rss_results(measure_fn: Callable[[], list[dict[str, Any]]], progress: Progr
         return [Result("driver_rss", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
     results = [
         Result("driver_rss", m["rows"], median_s=m["seconds"], runs_s=[m["seconds"]], what=case.what,
-               note=f"peak driver RSS {m['peak_rss_mb']:.0f} MB (before the call {m['before_rss_mb']:.0f} MB)", extra=m)
+               note=_rss_note(m), extra=m)
         for m in measured
     ]
     if len(measured) >= 2:
@@ -306,6 +306,14 @@ def _rss_results(measure_fn: Callable[[], list[dict[str, Any]]], progress: Progr
             note=f"{first['peak_rss_mb']:.0f} MB -> {last['peak_rss_mb']:.0f} MB",
         ))
     return results
+
+
+def _rss_note(measured: dict[str, Any]) -> str:
+    note = f"peak driver RSS {measured['peak_rss_mb']:.0f} MB (before the call {measured['before_rss_mb']:.0f} MB)"
+    if measured.get("sampled_peak_private_mb") is not None:
+        note += (f"; private {measured['sampled_peak_private_mb']:.0f} MB "
+                 f"(before {measured['before_private_mb']:.0f} MB)")
+    return note
 
 
 def compare(results: list[Result]) -> None:

@@ -32,7 +32,7 @@ from cases import (
     Skip,
     Target,
     calibrate_spin,
-    run_order,
+    run_groups,
     select_cases,
 )
 from common import (
@@ -148,9 +148,9 @@ def measure(
 ) -> list[Result]:
     """Time cases at one size: ``warmup`` untimed-for-the-median runs, then ``repeat`` timed ones.
 
-    Several cases given together run interleaved, one call of each per round
-    (used for tiny_native and tiny_warm, whose difference is smaller than the
-    drift of a busy machine); they must need the same Ray size. Warm-ups
+    Several cases given together run interleaved, one call of each per round,
+    so that a busy machine's drift over minutes touches them all alike; they
+    must be able to share one Ray size (``ray_cpus`` equal or None). Warm-ups
     absorb what only the first call pays (Python and Ray worker start-up,
     Spark's code generation), which tiny_cold measures on its own. Every call
     starts from collected heaps (``settle``), whatever the case before it left. A missing
@@ -222,13 +222,13 @@ def run_in_process(args: argparse.Namespace, progress: Progress, facts: dict[str
             # Up before the first case, so that Spark-native runs beside an idle Ray like the others.
             progress(f"starting the embedded Ray ({DEFAULT_RAY_CPUS} CPUs)")
             ctx.use_ray(DEFAULT_RAY_CPUS)
-        sized = run_order(cases)
-        for rows in args.sizes if sized else []:
+        groups = run_groups(cases)
+        for rows in args.sizes if groups else []:
             progress(f"building and caching the table: {rows:,} rows")
             df = build_table(spark, rows)
             try:
-                for case in sized:
-                    results.extend(measure([case], ctx, df, rows, args.warmup, args.repeat, progress))
+                for group in groups:
+                    results.extend(measure(group, ctx, df, rows, args.warmup, args.repeat, progress))
             finally:
                 _release(df)
         tiny_cases = [case for case in cases if case.tiny]

@@ -148,8 +148,9 @@ def _embedded_worker_pool(num_cpus: int) -> dict[str, int]:
     for a fresh Python process (up to 2 restarts per 10M-row job were counted
     here; with one Ray CPU for two Spark tasks, one per shard). One idle worker
     per CPU for each of a few jobs, kept for a minute, costs some idle
-    processes and removes the churn: 2.81x -> 1.67x native for the CPU-bound
-    benchmark with 1 Ray CPU, 1.75x -> 1.02x with 2.
+    processes and removes the churn: the CPU-bound benchmark went from 2.81x
+    to 1.08x-1.23x of its Spark-native run with 1 Ray CPU, and from 1.75x to
+    0.66x-0.93x with 2 (BENCHMARKS.md).
     """
     return {"num_workers_soft_limit": 2 * num_cpus + 2, "idle_worker_killing_time_threshold_ms": 60_000}
 

@@ -1,10 +1,12 @@
 """One narrow door to the engines: a stream of Arrow shards in, a stream out.
 
 Both data paths (executor and driver) cut the table into shards with
-``coalesce`` and hand them to a runner. ``InlineRunner`` runs the shard
-program in this process (python_mode="python"); ``RayRunner`` runs each shard
-in a Ray task, keeps a bounded window of tasks in flight and yields results in
-input order. The same tests run through each.
+``coalesce``. ``InlineRunner`` runs the shard program in this process
+(python_mode="python"); ``RayRunner`` runs each shard in a Ray task, keeps a
+bounded window of tasks in flight and yields results in input order. That
+window is ``in_order``, which the driver path's Spark tasks also use, with
+the driver's relay where the executor path has Ray. The same tests run
+through each.
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ def partition_function(
     """The mapInArrow function of one job; ``ray_spec`` None runs without Ray."""
 
     def run_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from .runners import InlineRunner, RayRunner, coalesce
+        from .runners import BatchRunner, InlineRunner, RayRunner, coalesce
 
-        runner: Any
+        runner: BatchRunner
         if ray_spec is None:
             import cloudpickle
 

@@ -76,6 +76,8 @@ def in_order(
 
 
 class BatchRunner(Protocol):
+    """What the executor path needs of a runner: shards in, results out, in order."""
+
     def map_shards(self, shards: Iterable[Any]) -> Iterator[pa.Table]: ...
 
 

@@ -96,3 +96,32 @@ def test_unreachable_address_names_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode != 0
     assert f"RayConnectionError: could not connect to the Ray cluster at '127.0.0.1:{port}'" in result.stderr
+
+
+def _gcs_system_config() -> dict:
+    """The system config our embedded Ray's GCS server was started with (from its command line)."""
+    import base64
+    import json
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                args = cmdline.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if parent == os.getpid() and args[0].endswith("gcs_server"):
+            encoded = next(arg.split("=", 1)[1] for arg in args if arg.startswith("--config_list="))
+            return json.loads(base64.b64decode(encoded))
+    raise AssertionError("no gcs_server started by this process")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_embedded_ray_keeps_idle_workers_for_spark_workers(spark):
+    import ray
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    config = _gcs_system_config()
+    assert config["num_workers_soft_limit"] == 2 * cpus + 2
+    assert config["idle_worker_killing_time_threshold_ms"] == 60_000

@@ -292,27 +292,72 @@ class Case:
 
 CASES: list[Case] = [
     Case("spark_native", "Spark mapInArrow identity (the floor)", spark_native, baseline=None, ray_cpus=None),
-    Case("executor_arrow", "ray_transform identity, kind=arrow, run_in=executor", executor_arrow,
-         target=Target("ratio", 1.15)),
-    Case("driver_arrow", "ray_transform identity, kind=arrow, run_in=driver (+ noop write of the result)",
-         driver_arrow, target=Target("ratio", 2.0)),
-    Case("executor_row", "ray_transform identity per row (lambda row: row), kind=row, run_in=executor",
-         executor_row, target=Target("ratio", 2.5)),
+    Case(
+        "executor_arrow",
+        "ray_transform identity, kind=arrow, run_in=executor",
+        executor_arrow,
+        target=Target("ratio", 1.15),
+    ),
+    Case(
+        "driver_arrow",
+        "ray_transform identity, kind=arrow, run_in=driver (+ noop write of the result)",
+        driver_arrow,
+        target=Target("ratio", 2.0),
+    ),
+    Case(
+        "executor_row",
+        "ray_transform identity per row (lambda row: row), kind=row, run_in=executor",
+        executor_row,
+        target=Target("ratio", 2.5),
+    ),
     Case("naive", "hand-written: df.toArrow() -> 4 Ray tasks -> concat -> createDataFrame", naive),
     Case("fugue", "fugue.api.transform(df, fn, engine='ray') -> Arrow -> createDataFrame", fugue),
     Case("cpu_native", "~1 us/row of pure-Python work in Spark mapInArrow", cpu_native, ray_cpus=None),
-    Case("cpu_bound_1cpu", "the same work via ray_transform (executor, arrow), embedded Ray with 1 CPU",
-         cpu_bound, baseline="cpu_native", ray_cpus=1),
-    Case("cpu_bound_2cpu", "the same work via ray_transform (executor, arrow), embedded Ray with 2 CPUs",
-         cpu_bound, baseline="cpu_native", ray_cpus=2),
-    Case("tiny_native", "6 rows: Spark mapInArrow + collect(), warm", tiny_native, baseline=None,
-         ray_cpus=None, tiny=True),
-    Case("tiny_warm", "6 rows: ray_transform (kind=row) + collect(), warm", tiny_warm, baseline="tiny_native",
-         target=Target("diff_s", 0.15), tiny=True),
-    Case("tiny_cold", "first job in a fresh process: ray_transform on 6 rows incl. Ray start, vs Spark's first job",
-         baseline="cold_native", target=Target("diff_s", 5.0), tiny=True, subprocess=True),
-    Case("driver_rss", "peak RSS of the driver Python process running driver_arrow, per size (subprocess)",
-         baseline=None, target=Target("growth_mb", 200.0), subprocess=True),
+    Case(
+        "cpu_bound_1cpu",
+        "the same work via ray_transform (executor, arrow), embedded Ray with 1 CPU",
+        cpu_bound,
+        baseline="cpu_native",
+        ray_cpus=1,
+    ),
+    Case(
+        "cpu_bound_2cpu",
+        "the same work via ray_transform (executor, arrow), embedded Ray with 2 CPUs",
+        cpu_bound,
+        baseline="cpu_native",
+        ray_cpus=2,
+    ),
+    Case(
+        "tiny_native",
+        "6 rows: Spark mapInArrow + collect(), warm",
+        tiny_native,
+        baseline=None,
+        ray_cpus=None,
+        tiny=True,
+    ),
+    Case(
+        "tiny_warm",
+        "6 rows: ray_transform (kind=row) + collect(), warm",
+        tiny_warm,
+        baseline="tiny_native",
+        target=Target("diff_s", 0.15),
+        tiny=True,
+    ),
+    Case(
+        "tiny_cold",
+        "first job in a fresh process: ray_transform on 6 rows incl. Ray start, vs Spark's first job",
+        baseline="cold_native",
+        target=Target("diff_s", 5.0),
+        tiny=True,
+        subprocess=True,
+    ),
+    Case(
+        "driver_rss",
+        "peak RSS of the driver Python process running driver_arrow, per size (subprocess)",
+        baseline=None,
+        target=Target("growth_mb", 200.0),
+        subprocess=True,
+    ),
 ]
 CASES_BY_NAME = {case.name: case for case in CASES}
 
@@ -349,6 +394,8 @@ def run_groups(cases: list[Case]) -> list[list[Case]]:
     next size begins on the default Ray without another restart.
     """
     sized = [case for case in cases if not case.tiny and not case.subprocess]
-    cpu_cases = sorted((case for case in sized if case.name.startswith("cpu_bound_")), key=lambda case: case.ray_cpus or 0)
+    cpu_cases = sorted(
+        (case for case in sized if case.name.startswith("cpu_bound_")), key=lambda case: case.ray_cpus or 0
+    )
     others = [case for case in sized if case not in cpu_cases]
     return ([others] if others else []) + [[case] for case in cpu_cases]

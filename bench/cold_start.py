@@ -38,7 +38,9 @@ def measure_cold_start(driver_memory: str, progress: Callable[[str], None]) -> d
     results: dict[str, Any] = {}
     for engine in ("native", "ray"):
         progress(f"tiny_cold: fresh process, first {engine} job on 6 rows")
-        results[engine] = run_child("cold_start.py", ["--engine", engine, "--driver-memory", driver_memory], CHILD_TIMEOUT_S)
+        results[engine] = run_child(
+            "cold_start.py", ["--engine", engine, "--driver-memory", driver_memory], CHILD_TIMEOUT_S
+        )
         progress(
             f"tiny_cold: {engine}: session {results[engine]['session_s']:.2f} s, "
             f"first job {results[engine]['first_job_s']:.2f} s"

@@ -138,7 +138,11 @@ def _memory_gb() -> float | None:
 def _java_version() -> str | None:
     import subprocess
 
-    java = shutil.which("java") if not os.environ.get("JAVA_HOME") else os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+    java = (
+        shutil.which("java")
+        if not os.environ.get("JAVA_HOME")
+        else os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+    )
     if not java:
         return None
     try:
@@ -207,7 +211,9 @@ def write_chart(results: list[Result], path: str, title: str) -> str | None:
     ax.axhline(1.0, color="black", linewidth=1.0)
     ax.set_xticks(range(len(cases)))
     baselines = {r.case: r.baseline for r in drawn}
-    labels = [case if baselines.get(case) == "spark_native" else f"{case}\n(vs {baselines.get(case)})" for case in cases]
+    labels = [
+        case if baselines.get(case) == "spark_native" else f"{case}\n(vs {baselines.get(case)})" for case in cases
+    ]
     ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("median time / Spark-native median")
     ax.set_title(title, fontsize=9)

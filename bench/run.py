@@ -114,17 +114,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Benchmark ray_transform against Spark-native mapInArrow, hand-written Ray and Fugue.",
         epilog="Cases: " + ", ".join(CASES_BY_NAME),
     )
-    parser.add_argument("--rows", default=None, help=f"comma list of row counts, e.g. 1000000,10M (default {DEFAULT_ROWS}; "
-                        f"--quick: {QUICK_ROWS})")
-    parser.add_argument("--repeat", type=int, default=None, help="measured runs per case and size, after the warm-up; "
-                        "the median is reported (default 3; --quick: 1)")
+    parser.add_argument(
+        "--rows",
+        default=None,
+        help=f"comma list of row counts, e.g. 1000000,10M (default {DEFAULT_ROWS}; --quick: {QUICK_ROWS})",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="measured runs per case and size, after the warm-up; the median is reported (default 3; --quick: 1)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before the measured ones (default 1)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 20k rows, 1 repetition, no subprocess cases "
-                        "(tiny_cold, driver_rss) unless named in --only")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 20k rows, 1 repetition, no subprocess cases (tiny_cold, driver_rss) unless named in --only",
+    )
     parser.add_argument("--out", default=None, help="where the JSON and PNG go (default bench/results)")
     parser.add_argument("--only", default=None, help="comma list of cases to run (their baselines are added)")
-    parser.add_argument("--driver-memory", default=DEFAULT_DRIVER_MEMORY, help="spark.driver.memory of every session "
-                        f"(default {DEFAULT_DRIVER_MEMORY})")
+    parser.add_argument(
+        "--driver-memory",
+        default=DEFAULT_DRIVER_MEMORY,
+        help=f"spark.driver.memory of every session (default {DEFAULT_DRIVER_MEMORY})",
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
@@ -157,8 +170,13 @@ def measure(
     package or a failing case becomes a note in the report, not a crash.
     """
     results = {
-        case.name: Result(case=case.name, rows=rows, baseline=case.baseline, what=case.what,
-                          target=case.target.text if case.target else None)
+        case.name: Result(
+            case=case.name,
+            rows=rows,
+            baseline=case.baseline,
+            what=case.what,
+            target=case.target.text if case.target else None,
+        )
         for case in cases
     }
     by_name = {case.name: case for case in cases}
@@ -272,15 +290,38 @@ def _cold_results(measure_fn: Callable[[], dict[str, Any]], progress: Progress) 
         cold = measure_fn()
     except (ChildError, OSError, KeyError, ValueError) as error:
         progress(f"tiny_cold: FAILED ({error})")
-        return [Result("tiny_cold", TINY_ROWS, baseline="cold_native", target=target, what=case.what,
-                       note=f"error: {str(error).splitlines()[0][:120]}")]
+        return [
+            Result(
+                "tiny_cold",
+                TINY_ROWS,
+                baseline="cold_native",
+                target=target,
+                what=case.what,
+                note=f"error: {str(error).splitlines()[0][:120]}",
+            )
+        ]
     native, ray = cold["native"], cold["ray"]
     return [
-        Result("cold_native", TINY_ROWS, median_s=native["first_job_s"], runs_s=[native["first_job_s"]],
-               what="first job in a fresh process: Spark mapInArrow on 6 rows + collect()",
-               note=f"baseline of tiny_cold; session start {native['session_s']:.1f} s", extra=native),
-        Result("tiny_cold", TINY_ROWS, median_s=ray["first_job_s"], runs_s=[ray["first_job_s"]], baseline="cold_native",
-               target=target, what=case.what, note=f"incl. Ray start; session start {ray['session_s']:.1f} s", extra=ray),
+        Result(
+            "cold_native",
+            TINY_ROWS,
+            median_s=native["first_job_s"],
+            runs_s=[native["first_job_s"]],
+            what="first job in a fresh process: Spark mapInArrow on 6 rows + collect()",
+            note=f"baseline of tiny_cold; session start {native['session_s']:.1f} s",
+            extra=native,
+        ),
+        Result(
+            "tiny_cold",
+            TINY_ROWS,
+            median_s=ray["first_job_s"],
+            runs_s=[ray["first_job_s"]],
+            baseline="cold_native",
+            target=target,
+            what=case.what,
+            note=f"incl. Ray start; session start {ray['session_s']:.1f} s",
+            extra=ray,
+        ),
     ]
 
 
@@ -292,27 +333,42 @@ def _rss_results(measure_fn: Callable[[], list[dict[str, Any]]], progress: Progr
         progress(f"driver_rss: FAILED ({error})")
         return [Result("driver_rss", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
     results = [
-        Result("driver_rss", m["rows"], median_s=m["seconds"], runs_s=[m["seconds"]], what=case.what,
-               note=_rss_note(m), extra=m)
+        Result(
+            "driver_rss",
+            m["rows"],
+            median_s=m["seconds"],
+            runs_s=[m["seconds"]],
+            what=case.what,
+            note=_rss_note(m),
+            extra=m,
+        )
         for m in measured
     ]
     if len(measured) >= 2:
         first, last = measured[0], measured[-1]
         growth = last["peak_rss_mb"] - first["peak_rss_mb"]
         target = case.target or Target("growth_mb", 200.0)
-        results.append(Result(
-            "driver_rss_growth", None, rows_label=f"{first['rows']:,} -> {last['rows']:,}", growth_mb=growth,
-            target=target.text, met=target.met(growth), what="peak driver RSS, largest size minus smallest",
-            note=f"{first['peak_rss_mb']:.0f} MB -> {last['peak_rss_mb']:.0f} MB",
-        ))
+        results.append(
+            Result(
+                "driver_rss_growth",
+                None,
+                rows_label=f"{first['rows']:,} -> {last['rows']:,}",
+                growth_mb=growth,
+                target=target.text,
+                met=target.met(growth),
+                what="peak driver RSS, largest size minus smallest",
+                note=f"{first['peak_rss_mb']:.0f} MB -> {last['peak_rss_mb']:.0f} MB",
+            )
+        )
     return results
 
 
 def _rss_note(measured: dict[str, Any]) -> str:
     note = f"peak driver RSS {measured['peak_rss_mb']:.0f} MB (before the call {measured['before_rss_mb']:.0f} MB)"
     if measured.get("sampled_peak_private_mb") is not None:
-        note += (f"; private {measured['sampled_peak_private_mb']:.0f} MB "
-                 f"(before {measured['before_private_mb']:.0f} MB)")
+        note += (
+            f"; private {measured['sampled_peak_private_mb']:.0f} MB (before {measured['before_private_mb']:.0f} MB)"
+        )
     return note
 
 
@@ -348,8 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     started = datetime.datetime.now()
     names = ", ".join(case.name for case in args.cases)
-    progress(f"cases: {names}; rows: {', '.join(f'{n:,}' for n in args.sizes)}; "
-             f"{args.warmup} warm-up + {args.repeat} measured run(s) each")
+    progress(
+        f"cases: {names}; rows: {', '.join(f'{n:,}' for n in args.sizes)}; "
+        f"{args.warmup} warm-up + {args.repeat} measured run(s) each"
+    )
     facts: dict[str, Any] = {}
     results: list[Result] = []
     interrupted = failed = False
@@ -396,9 +454,11 @@ def main(argv: list[str] | None = None) -> int:
     stamp = started.strftime("%Y%m%d-%H%M%S")
     path, latest = write_json(payload, args.out, stamp)
     print(f"results: {path}\n         {latest}")
-    title = (f"spark-ray bench: median of {args.repeat} run(s) after {args.warmup} warm-up, {stamp}\n"
-             f"{MASTER}, Ray {DEFAULT_RAY_CPUS} CPUs; {machine['cpu_count']} cores, {machine['memory_gb']} GB; "
-             f"pyspark {machine['pyspark']}, ray {machine['ray']}, pyarrow {machine['pyarrow']}")
+    title = (
+        f"spark-ray bench: median of {args.repeat} run(s) after {args.warmup} warm-up, {stamp}\n"
+        f"{MASTER}, Ray {DEFAULT_RAY_CPUS} CPUs; {machine['cpu_count']} cores, {machine['memory_gb']} GB; "
+        f"pyspark {machine['pyspark']}, ray {machine['ray']}, pyarrow {machine['pyarrow']}"
+    )
     chart = write_chart(results, f"{args.out}/latest.png", title)
     if chart:
         print(f"chart:   {chart}")

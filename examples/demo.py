@@ -22,7 +22,7 @@ SEED_JSON_LINES = """
 """
 
 # Seed 000's data-mode code, unchanged except for the Ray address ("local": the embedded Ray).
-SEED_CODE = '''
+SEED_CODE = """
 from pyjava.api.mlsql import RayContext
 
 ray_context = RayContext.connect(context, "local")
@@ -32,7 +32,7 @@ def echo(rows):
         yield row
 
 ray_context.map_iter(echo)
-'''
+"""
 
 SCHEMA = "st(field(id,long),field(content,string),field(label,double))"
 

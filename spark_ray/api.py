@@ -127,7 +127,9 @@ def _server_host(conf: RayTransformConf) -> str | None:
     return None
 
 
-def _transform_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str, conf: RayTransformConf) -> DataFrame:
+def _transform_model(
+    df: DataFrame, struct: StructType, code: Callable[..., Any] | str, conf: RayTransformConf
+) -> DataFrame:
     """Model mode: run the program once, on the driver or in one Spark task, and checkpoint its output."""
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
     program = ModelProgram(

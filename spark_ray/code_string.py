@@ -64,9 +64,7 @@ def execute_code(code: str, context: PythonContext) -> dict[str, Any]:
     try:
         exec(compiled, namespace)
     except Exception as error:
-        raise UserCodeError(
-            f"the code string raised {type(error).__name__}: {error}", user_traceback(error)
-        ) from None
+        raise UserCodeError(f"the code string raised {type(error).__name__}: {error}", user_traceback(error)) from None
     return namespace
 
 

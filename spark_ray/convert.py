@@ -29,7 +29,9 @@ def _type_name(t: pa.DataType) -> str:
         return str(t)
 
 
-def _value_error(column: str, expected: pa.DataType, value: Any, row: int | None, producer: str, why: str) -> ResultSchemaError:
+def _value_error(
+    column: str, expected: pa.DataType, value: Any, row: int | None, producer: str, why: str
+) -> ResultSchemaError:
     where = f" in row {row} of its output" if row is not None else ""
     return ResultSchemaError(
         f"column {column!r} expects {_type_name(expected)}, but {producer} returned "
@@ -37,7 +39,9 @@ def _value_error(column: str, expected: pa.DataType, value: Any, row: int | None
     )
 
 
-def _find_bad_value(column: str, values: Iterable[Any], expected: pa.DataType, producer: str) -> ResultSchemaError | None:
+def _find_bad_value(
+    column: str, values: Iterable[Any], expected: pa.DataType, producer: str
+) -> ResultSchemaError | None:
     """Scan a column value by value for the first one Arrow refuses, to name it."""
     for row, value in enumerate(values):
         try:
@@ -170,7 +174,12 @@ def conform_table(data: pa.Table | pa.RecordBatch, schema: pa.Schema, producer: 
             if not _castable(column.type, target):
                 sample = next((v for v in column.to_pylist() if v is not None), None)
                 raise _value_error(
-                    name, target, sample, None, producer, f"a column of {_type_name(column.type)} cannot become {_type_name(target)}"
+                    name,
+                    target,
+                    sample,
+                    None,
+                    producer,
+                    f"a column of {_type_name(column.type)} cannot become {_type_name(target)}",
                 )
             try:
                 column = column.cast(target, safe=True)

@@ -117,7 +117,11 @@ class DataServer(flight.FlightServerBase):
     """Serves the shards of one job until closed or idle for ``idle_timeout_s``."""
 
     def __init__(
-        self, host: str = "127.0.0.1", idle_timeout_s: float = 300.0, intake_dir: str | None = None, relay: Relay | None = None
+        self,
+        host: str = "127.0.0.1",
+        idle_timeout_s: float = 300.0,
+        intake_dir: str | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.token = secrets.token_urlsafe(24)
         # Uploads (do_put) land as Arrow files here and are handed to the relay; without both, uploads are refused.
@@ -130,7 +134,9 @@ class DataServer(flight.FlightServerBase):
         self._shards_lock = threading.Lock()
         self._closed = threading.Event()
         self._idle_timeout_s = idle_timeout_s
-        self._watchdog = threading.Thread(target=self._close_when_idle, name=f"spark-ray-data-server-{self.port}", daemon=True)
+        self._watchdog = threading.Thread(
+            target=self._close_when_idle, name=f"spark-ray-data-server-{self.port}", daemon=True
+        )
         self._watchdog.start()
         log.debug("data server listening on %s:%s", host, self.port)
 
@@ -221,7 +227,9 @@ class DataServer(flight.FlightServerBase):
 
 
 def _call_options(handle: ShardHandle, timeout_s: float | None = None) -> flight.FlightCallOptions:
-    return flight.FlightCallOptions(headers=[(_AUTH_HEADER.encode(), f"Bearer {handle.token}".encode())], timeout=timeout_s)
+    return flight.FlightCallOptions(
+        headers=[(_AUTH_HEADER.encode(), f"Bearer {handle.token}".encode())], timeout=timeout_s
+    )
 
 
 @contextlib.contextmanager

@@ -28,7 +28,9 @@ def local_spark(master: str = "local[2]", app_name: str = "spark-ray", **conf: s
     log4j = os.path.join(_CONF_DIR, "log4j2.properties")
     if os.path.exists(log4j):
         option = f"-Dlog4j2.configurationFile=file:{log4j}"
-        builder = builder.config("spark.driver.extraJavaOptions", option).config("spark.executor.extraJavaOptions", option)
+        builder = builder.config("spark.driver.extraJavaOptions", option).config(
+            "spark.executor.extraJavaOptions", option
+        )
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -40,7 +40,11 @@ def requested_address_in(code: str) -> Any:
         return _UNSET  # execute_code reports it with the line
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect":
-            address = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "address"), None)
+            address = (
+                node.args[1]
+                if len(node.args) > 1
+                else next((k.value for k in node.keywords if k.arg == "address"), None)
+            )
             if isinstance(address, ast.Constant) and (address.value is None or isinstance(address.value, str)):
                 return address.value
     return _UNSET
@@ -64,8 +68,13 @@ class ModelProgram:
         """Serve the batches as shards, run the code once, and return its output tables."""
         with tempfile.TemporaryDirectory(prefix="spark-ray-shards-", dir=self.spill_parent) as shard_dir:
             with DataServer(self._host(), self.idle_timeout_s) as server:
-                handles = [server.add_shard(index, write_shard_file(shard_dir, index, shard)) for index, shard in enumerate(coalesce(batches, self.max_bytes, self.max_rows))]
-                context = PythonContext(self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema)
+                handles = [
+                    server.add_shard(index, write_shard_file(shard_dir, index, shard))
+                    for index, shard in enumerate(coalesce(batches, self.max_bytes, self.max_rows))
+                ]
+                context = PythonContext(
+                    self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema
+                )
                 with job_environment(self.env):
                     self._run_code(context)
         if not context.outputs:

@@ -10,7 +10,7 @@ import pytest
 
 from spark_ray import ray_transform
 
-SEED_000_DATA_CODE = '''
+SEED_000_DATA_CODE = """
 
 from pyjava.api.mlsql import RayContext
 
@@ -31,9 +31,9 @@ def echo(rows):
 ray_context.map_iter(echo)
 
 
-'''
+"""
 
-SEED_001_CODE = '''
+SEED_001_CODE = """
 from pyjava.api.mlsql import PythonContext,RayContext
 
 # type hint
@@ -48,7 +48,7 @@ def echo(row):
     return row1
 
 ray_context.foreach(echo)
-'''
+"""
 
 SEED_001_ROWS = [(114, 57), (55, 134), (27, 137), (101, 129), (125, 145), (27, 60), (105, 49)]
 
@@ -91,14 +91,14 @@ def test_address_in_code_is_used_when_none_is_given(seed_table):
 
 
 def test_connect_with_no_address_runs_without_ray(seed_table):
-    code = '''
+    code = """
 from pyjava.api.mlsql import RayContext
 ray_context = RayContext.connect(context, None)
 def where(row):
     import ray
     return {"id": row["id"], "in_ray_task": ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None}
 ray_context.foreach(where)
-'''
+"""
     out = ray_transform(seed_table, code, "id long, in_ray_task boolean")
     assert {r.in_ray_task for r in out.collect()} == {False}
 
@@ -108,7 +108,7 @@ def test_real_pyjava_package_is_not_shadowed(seed_table):
     real.MARK = "the user's own pyjava"
     sys.modules["pyjava"] = real
     try:
-        code = '''
+        code = """
 import pyjava
 from pyjava.api.mlsql import RayContext
 from pyjava import rayfix
@@ -118,7 +118,7 @@ ray_context = RayContext.connect(context, "local")
 def echo(row):
     return row
 ray_context.foreach(echo)
-'''
+"""
         out = ray_transform(seed_table, code, "id long")
         assert len(out.collect()) == 6
         assert sys.modules["pyjava"] is real and real.MARK == "the user's own pyjava"
@@ -127,12 +127,12 @@ ray_context.foreach(echo)
 
 
 def test_context_exposes_the_jobs_options(seed_table):
-    code = '''
+    code = """
 from pyjava.api.mlsql import RayContext
 assert context.conf["run_in"] == "driver" and context.conf["kind"] == "row", context.conf
 assert data_manager is context
 ray_context = RayContext.connect(globals(), "local")
 ray_context.foreach(lambda row: {"id": row["id"]})
-'''
+"""
     out = ray_transform(seed_table, code, "id long", run_in="driver")
     assert sorted(r.id for r in out.collect()) == [9, 10, 11, 12, 13, 14]

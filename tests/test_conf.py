@@ -85,11 +85,15 @@ def test_executor_plan_names_the_function(spark):
         return row
 
     out = ray_transform(spark.createDataFrame([(1,)], "id long"), tag_rows, "id long")
-    assert "ray_transform[test_executor_plan_names_the_function.<locals>.tag_rows]" in out._jdf.queryExecution().toString()
+    assert (
+        "ray_transform[test_executor_plan_names_the_function.<locals>.tag_rows]" in out._jdf.queryExecution().toString()
+    )
 
 
 def test_python_env_exports_and_activations_are_read():
-    conf = RayTransformConf(python_env="export PYTHONIOENCODING=utf8 && export MLSQL_DEV='1' && source activate streamingpro")
+    conf = RayTransformConf(
+        python_env="export PYTHONIOENCODING=utf8 && export MLSQL_DEV='1' && source activate streamingpro"
+    )
     assert conf.env_vars() == {"PYTHONIOENCODING": "utf8", "MLSQL_DEV": "1"}
     assert conf.activations() == ["streamingpro"]
 
@@ -105,7 +109,9 @@ def test_byzer_interpreter_and_env_names_warn_once_and_do_not_fail(spark):
     with pytest.warns(UserWarning) as record:
         out = ray_transform(df, lambda row: row, "id long", **settings)
     messages = [str(w.message) for w in record]
-    assert any("pythonExec='/home/someone/miniconda3/envs/conf-test/bin/python' is not this interpreter" in m for m in messages)
+    assert any(
+        "pythonExec='/home/someone/miniconda3/envs/conf-test/bin/python' is not this interpreter" in m for m in messages
+    )
     assert any("PYTHON_ENV activates 'env-missing-in-conf-test', which does not exist here" in m for m in messages)
     assert [r.id for r in out.collect()] == [1]
     with warnings.catch_warnings():

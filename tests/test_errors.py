@@ -78,14 +78,14 @@ def test_null_in_not_null_column(small_df):
     assert "column 'id' is declared NOT NULL" in str(caught.value)
 
 
-CODE_THAT_FAILS = '''from pyjava.api.mlsql import RayContext
+CODE_THAT_FAILS = """from pyjava.api.mlsql import RayContext
 ray_context = RayContext.connect(context, "local")
 
 def echo(row):
     return {"id": row["id"] // (row["id"] - 2)}
 
 ray_context.foreach(echo)
-'''
+"""
 
 
 @pytest.mark.parametrize("run_in", BOTH_PATHS)

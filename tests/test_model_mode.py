@@ -17,7 +17,7 @@ from spark_ray.context import RayContext
 SEED_ROWS = [(9, "1", 0.0), (10, "2", 0.0), (11, "中国", 0.0), (12, "e", 0.0), (13, "5", 0.0), (14, "4", 0.0)]
 
 # Seed 000's model-mode code, unchanged but for the address (an old cluster IP there).
-SEED_000_MODEL_CODE = '''
+SEED_000_MODEL_CODE = """
 
 import pandas as pd
 import numpy as np
@@ -52,7 +52,7 @@ pd.Series([2.0, 3.0, 4.0, 5.0])
 
 ## data_manager.set_output([])
 
-'''
+"""
 
 RUN_INS = ["driver", "executor"]
 
@@ -74,7 +74,7 @@ def test_seed_000_model_script(seed_df, run_in, capfd):
 
 @pytest.mark.parametrize("run_in", RUN_INS)
 def test_model_reads_every_shard_in_ray_tasks(seed_df, run_in):
-    code = '''
+    code = """
 import ray
 from pyjava.api.mlsql import RayContext
 ray_context = RayContext.connect(context, "local")
@@ -88,7 +88,7 @@ shards = ray_context.data_servers()
 assert all(str(s) == f"{s.host}:{s.port}" for s in shards)
 parts = ray.get([summarize.remote(s) for s in shards])
 context.build_result({"id": i, "content": c} for part in parts for i, c in part)
-'''
+"""
     out = ray_transform(seed_df, code, "id long, content string", mode="model", run_in=run_in, batch_rows=2)
     assert sorted(map(tuple, out.collect())) == [(i, c) for i, c, _ in SEED_ROWS]
 
@@ -104,7 +104,7 @@ def test_model_callable_gets_the_context_and_may_return_a_frame(seed_df):
 
 
 def test_collect_to_dataset_batches_and_fetch_once(seed_df):
-    code = '''
+    code = """
 from pyjava.api.mlsql import RayContext
 ray_context = RayContext.connect(context, "local")
 collected = sorted(r["id"] for r in ray_context.collect())
@@ -113,7 +113,7 @@ batch_rows = sum(b.num_rows for s in ray_context.data_servers() for b in ray_con
 once = sorted(r["id"] for r in data_manager.fetch_once())
 assert collected == dataset_ids == once, (collected, dataset_ids, once)
 data_manager.set_output([[collected, [batch_rows] * len(collected)]])
-'''
+"""
     out = ray_transform(seed_df, code, "id long, rows long", mode="model", run_in="driver")
     assert sorted(map(tuple, out.collect())) == [(i, 6) for i, _, _ in SEED_ROWS]
 
@@ -161,11 +161,11 @@ def _port_is_closed(host: str, port: int) -> bool:
 
 
 def test_data_servers_close_after_success_and_after_failure(seed_df):
-    keep = '''
+    keep = """
 import builtins
 from pyjava.api.mlsql import RayContext
 builtins._spark_ray_test_servers = [(s.host, s.port) for s in RayContext.connect(context, "local").data_servers()]
-'''
+"""
     try:
         ray_transform(seed_df, keep + "context.set_output([[[1]]])\n", "id long", mode="model", run_in="driver")
         served = builtins._spark_ray_test_servers
@@ -181,17 +181,19 @@ builtins._spark_ray_test_servers = [(s.host, s.port) for s in RayContext.connect
 @pytest.mark.parametrize("run_in", RUN_INS)
 def test_settings_do_not_leak_between_jobs(seed_df, run_in):
     """Byzer kept the first job's settings in reused workers; each job here sees only its own."""
-    first = '''
+    first = """
 import os
 from pyjava.api.mlsql import RayContext
 def tag(row):
     return {"id": row["id"], "leak": os.environ.get("SPARK_RAY_LEAK", "unset")}
 RayContext.connect(context, "local").foreach(tag)
-'''
+"""
     second = first.replace('"leak"', '"seen"')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        one = ray_transform(seed_df, first, "id long, leak string", run_in=run_in, python_env="export SPARK_RAY_LEAK=first-job")
+        one = ray_transform(
+            seed_df, first, "id long, leak string", run_in=run_in, python_env="export SPARK_RAY_LEAK=first-job"
+        )
         assert {r.leak for r in one.collect()} == {"first-job"}
         two = ray_transform(seed_df, second, "id long, seen string", run_in=run_in)
         assert two.schema.fieldNames() == ["id", "seen"]

@@ -168,9 +168,7 @@ def test_json_every_type(data_type: DataType) -> None:
 def test_json_handwritten_primitives() -> None:
     names = ["boolean", "byte", "short", "integer", "long", "float", "double", "decimal(10,2)",
              "date", "timestamp", "timestamp_ntz", "binary", "string"]  # fmt: skip
-    fields = [
-        {"name": f"f{i}", "type": name, "nullable": True, "metadata": {}} for i, name in enumerate(names)
-    ]
+    fields = [{"name": f"f{i}", "type": name, "nullable": True, "metadata": {}} for i, name in enumerate(names)]
     expected = StructType(
         [StructField(f"f{i}", t, True) for i, t in enumerate(
             [BooleanType(), ByteType(), ShortType(), IntegerType(), LongType(), FloatType(), DoubleType(),
@@ -252,9 +250,7 @@ def test_empty_nested_structs() -> None:
 
 
 def test_ddl_not_null_and_comment() -> None:
-    text = (
-        "id bigint NOT NULL COMMENT 'the id', name string comment \"it's a name\", s struct<a: int not null>"
-    )
+    text = "id bigint NOT NULL COMMENT 'the id', name string comment \"it's a name\", s struct<a: int not null>"
     assert parse_schema(text) == StructType(
         [
             StructField("id", LongType(), False, {"comment": "the id"}),
@@ -357,9 +353,7 @@ def test_to_arrow_complex_types() -> None:
         pa.float64(),
         False,
     )
-    struct = to_arrow_type(
-        StructType([StructField("a", IntegerType(), False), StructField("b", StringType())])
-    )
+    struct = to_arrow_type(StructType([StructField("a", IntegerType(), False), StructField("b", StringType())]))
     assert struct == pa.struct([pa.field("a", pa.int32(), nullable=False), pa.field("b", pa.string())])
 
 

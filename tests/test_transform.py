@@ -32,7 +32,11 @@ SEED_SCHEMA = "st(field(id,long),field(content,string),field(label,double))"
 
 @pytest.fixture(scope="module")
 def seed_df(spark):
-    return spark.createDataFrame(SEED_ROWS, "id long, content string, label double").repartition(2).sortWithinPartitions("id")
+    return (
+        spark.createDataFrame(SEED_ROWS, "id long, content string, label double")
+        .repartition(2)
+        .sortWithinPartitions("id")
+    )
 
 
 def collect_sorted(df, key="id"):
@@ -130,13 +134,22 @@ def test_partitions_without_rows(spark, run_in, python_mode):
 
 @pytest.mark.parametrize("run_in", ["executor", "driver"])
 def test_200k_rows(spark, run_in):
-    df = spark.range(0, 200_000, numPartitions=3).selectExpr("id", "cast(id as string) as s", "cast(id as double) * 0.5 as x")
+    df = spark.range(0, 200_000, numPartitions=3).selectExpr(
+        "id", "cast(id as string) as s", "cast(id as double) * 0.5 as x"
+    )
     out = ray_transform(
         df, lambda row: {"id": row["id"], "s": row["s"] + "x", "x": row["x"] * 2}, "id long, s string, x double",
         run_in=run_in, batch_rows=50_000,
     )  # fmt: skip
-    summary = out.selectExpr("count(*) as n", "sum(id) as ids", "sum(x) as xs", "count_if(s = concat(id, 'x')) as ok").first()
-    assert (summary.n, summary.ids, summary.xs, summary.ok) == (200_000, 199_999 * 100_000, 199_999 * 100_000.0, 200_000)
+    summary = out.selectExpr(
+        "count(*) as n", "sum(id) as ids", "sum(x) as xs", "count_if(s = concat(id, 'x')) as ok"
+    ).first()
+    assert (summary.n, summary.ids, summary.xs, summary.ok) == (
+        200_000,
+        199_999 * 100_000,
+        199_999 * 100_000.0,
+        200_000,
+    )
 
 
 NESTED_STRUCT = StructType(
@@ -178,7 +191,9 @@ def test_nested_types_in_every_schema_form(spark, form, run_in):
 def test_nulls_nan_and_unicode_round_trip(spark, run_in, python_mode):
     rows = [(1, None, float("nan"), "中国"), (2, "é😀", None, None), (3, "", -0.0, "a\x00b")]
     df = spark.createDataFrame(rows, "id long, s string, x double, t string")
-    out = ray_transform(df, lambda row: row, "id long, s string, x double, t string", run_in=run_in, python_mode=python_mode)
+    out = ray_transform(
+        df, lambda row: row, "id long, s string, x double, t string", run_in=run_in, python_mode=python_mode
+    )
     got = sorted(out.collect(), key=lambda r: r.id)
     assert [r.s for r in got] == [None, "é😀", ""]
     assert [r.t for r in got] == ["中国", None, "a\x00b"]
@@ -202,7 +217,11 @@ def test_every_primitive_type_round_trips(spark):
 
 def test_safe_conversions_happen(spark):
     df = spark.createDataFrame([(1,)], "id long")
-    out = ray_transform(df, lambda row: {"as_double": row["id"], "as_long": 3.0, "as_short": 5}, "as_double double, as_long long, as_short short")
+    out = ray_transform(
+        df,
+        lambda row: {"as_double": row["id"], "as_long": 3.0, "as_short": 5},
+        "as_double double, as_long long, as_short short",
+    )
     assert tuple(out.first()) == (1.0, 3, 5)
     assert [f.dataType.simpleString() for f in out.schema] == ["double", "bigint", "smallint"]
 

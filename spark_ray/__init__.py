@@ -26,9 +26,11 @@ if TYPE_CHECKING:
         SparkRayError,
         UserCodeError,
     )
+    from .table_function import register
 
 _PUBLIC = {
     "ray_transform": "api",
+    "register": "table_function",
     "shutdown": "cluster",
     "RayTransformConf": "conf",
     "clear_session_conf": "conf",
@@ -61,13 +63,6 @@ __all__ = [
     "set_session_conf",
     "shutdown",
 ]
-
-
-def register(spark: Any, name: str = "ray_transform") -> Any:
-    """Register the ``ray_transform`` table function for ``spark.sql`` (see sql_ext.udtf)."""
-    from sql_ext.udtf import register as register_table_function
-
-    return register_table_function(spark, name)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from .conf import RayTransformConf
-from .errors import RayConnectionError
+from .errors import ConfigError, RayConnectionError
 
 log = logging.getLogger(__name__)
 
 # Ray 2.5x+ clusters started by `ray start` or by ray.init(address="local") may
 # demand a token; executors must carry the driver's.
 _AUTH_ENV_KEYS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
-_LOCAL_ADDRESSES = (None, "", "local")
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,38 @@ def _auth_env() -> tuple[tuple[str, str], ...]:
 
 def requested_address(conf: RayTransformConf) -> str | None:
     """The address asked for: the option, else RAY_ADDRESS, else None (embedded)."""
-    address = conf.ray_address if conf.ray_address is not None else os.environ.get("RAY_ADDRESS")
-    return None if address in _LOCAL_ADDRESSES else address
+    return conf.requested_address()
+
+
+def ray_spec(address: str, conf: RayTransformConf, auth_env: tuple[tuple[str, str], ...] | None = None) -> RaySpec:
+    """The spec of ``conf``'s Ray settings at ``address``, with this process's auth settings
+    (or ``auth_env``, carried from the driver, where this process has none)."""
+    return RaySpec(
+        address=address,
+        namespace=conf.ray_namespace,
+        runtime_env=_freeze_runtime_env(conf.runtime_env),
+        auth_env=_auth_env() if auth_env is None else auth_env,
+    )
+
+
+def query_ray_spec(conf: RayTransformConf, registered: RaySpec | None) -> RaySpec:
+    """The Ray one SQL query uses: its own address if it names one, else the one
+    connected when the table function was registered, with the query's namespace
+    and runtime_env.
+
+    Raises:
+        ConfigError: no address, and the function was registered without Ray.
+    """
+    auth_env = registered.auth_env if registered is not None else ()
+    address = conf.requested_address()
+    if address is not None:
+        return ray_spec(address, conf, auth_env)
+    if registered is None:
+        raise ConfigError(
+            "register(spark) ran with pythonMode=python, so no Ray was started for the table function; "
+            "pass rayAddress=... in the options, or register again with Ray enabled"
+        )
+    return ray_spec(registered.address, conf, auth_env)
 
 
 def ensure_driver_ray(conf: RayTransformConf) -> RaySpec:
@@ -107,12 +136,7 @@ def _describe_current(conf: RayTransformConf, asked: str | None) -> RaySpec:
         address = asked  # a Ray Client address: executors connect through the same proxy
     else:
         address = ray.get_runtime_context().gcs_address
-    return RaySpec(
-        address=address,
-        namespace=conf.ray_namespace,
-        runtime_env=_freeze_runtime_env(conf.runtime_env),
-        auth_env=_auth_env(),
-    )
+    return ray_spec(address, conf)
 
 
 def _start_embedded_ray(conf: RayTransformConf) -> None:

@@ -1,7 +1,9 @@
 """Running Python source in the pyjava style (Byzer's code strings).
 
-The source runs once on the driver, where it declares its function through
-``RayContext`` (see context.py). It runs with its own ``__import__`` so that
+In data mode the source runs once on the driver, where it declares its
+function through ``RayContext`` (see context.py); in model mode it runs once
+where the program runs. Either way the Ray address the code names in
+``RayContext.connect`` is honoured unless the caller configured one. It runs with its own ``__import__`` so that
 ``import pyjava...`` resolves to spark-ray's implementation inside the code
 string only: a real pyjava installed beside us is never shadowed. The code gets
 a module name that no one can import, so cloudpickle ships its functions by
@@ -10,14 +12,18 @@ value (what ``@rayfix.last`` used to patch around).
 
 from __future__ import annotations
 
+import ast
 import builtins
 import hashlib
 import importlib
 import logging
 import traceback
+import warnings
+from collections.abc import Callable
 from typing import Any
 
-from .context import PythonContext
+from .conf import RayTransformConf
+from .context import UNSET, PythonContext
 from .errors import UserCodeError
 from .user_code import UserFunction, register_source, user_traceback
 
@@ -85,3 +91,52 @@ def function_from_code(code: str, context: PythonContext) -> UserFunction:
     user.source = code
     user.filename = code_filename(code)
     return user
+
+
+def user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tuple[UserFunction, RayTransformConf]:
+    """The data-mode function to run, and the conf adjusted by the address a code string asked for.
+
+    Shared by ``ray_transform`` and the SQL table function, so both follow one
+    rule for the code's own address.
+    """
+    if not isinstance(code, str):
+        return UserFunction.from_callable(code, conf.kind), conf
+    context = PythonContext(conf.as_strings())
+    user = function_from_code(code, context)
+    return user, apply_code_address(context.requested_address, conf)
+
+
+def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
+    """Byzer code names its own Ray address; a configured ray_address wins, with a warning."""
+    if asked is UNSET:
+        return conf
+    if conf.ray_address is not None:
+        if asked is not None and asked != conf.ray_address:
+            warnings.warn(
+                f"the code string connects to {asked!r}, but ray_address={conf.ray_address!r} was given; "
+                "using the given address",
+                stacklevel=4,
+            )
+        return conf
+    if asked is None:  # pyjava: connect(context, None) runs without Ray
+        return conf.replace(python_mode="python")
+    return conf.replace(ray_address=asked)
+
+
+def requested_address_in(code: str) -> Any:
+    """The address literal a code string passes to ``RayContext.connect``, or UNSET.
+
+    Model-mode code runs once, so its Ray connection must be made before it
+    starts; the address is read from the source instead of running it twice.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return UNSET  # execute_code reports it with the line
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect":
+            keyword = next((k.value for k in node.keywords if k.arg == "address"), None)
+            address = node.args[1] if len(node.args) > 1 else keyword
+            if isinstance(address, ast.Constant) and (address.value is None or isinstance(address.value, str)):
+                return address.value
+    return UNSET

@@ -11,14 +11,15 @@ everywhere as aliases of the snake_case ones.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
+import os
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from .environment import activations_of, exports_of
+from .errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -29,6 +30,8 @@ MODES = ("data", "model")
 RUN_INS = ("executor", "driver")
 KINDS = ("row", "rows", "arrow", "pandas")
 PYTHON_MODES = ("ray", "python")
+# Addresses that mean "the embedded Ray of this process" rather than a cluster.
+LOCAL_ADDRESSES = (None, "", "local")
 
 
 @dataclass(frozen=True)
@@ -51,17 +54,19 @@ class RayTransformConf:
         batch_bytes: target Arrow bytes per Ray task; batches are coalesced up
             to this size (a whole small partition becomes one task).
         batch_rows: upper bound on rows per Ray task, whatever their size.
-        max_in_flight: Ray tasks in flight per Spark partition (default 2, in
-            both paths); bounds memory.
+        max_in_flight: shards in flight per Spark partition, in every path;
+            bounds memory (each one is a shard's worth of Arrow data).
         local_ray_cpus: CPUs of the embedded Ray; None means all of this host's.
         dashboard: start the Ray dashboard with the embedded Ray.
-        spill_dir: the driver's directory for uploaded chunks (driver mode) and
-            for model-mode shards and results; model mode's results are read back
-            by the executors, so on a cluster it must be a path they share.
+        spill_dir: the driver's scratch directory for uploaded chunks (driver
+            mode) and for model-mode shards and results; model mode's results
+            are read back by the executors, so on a cluster it must be a path
+            they share.
         job_description: the Spark job description; a default names the call.
-        job_group: the Spark job group of driver-mode jobs (default: one per call).
-        data_server_host: where driver-side data servers listen; None picks an
-            address Ray's workers can reach (127.0.0.1 when Ray is local).
+        job_group: the Spark job group of driver-mode and model-mode jobs
+            (default: ``spark-ray-<id>``, one per call), so ``cancelJobGroup`` stops them.
+        data_server_host: where driver-side data servers listen; None picks one
+            (see ``data_server_bind_host``).
         data_server_idle_timeout: seconds without a client before a data server
             closes itself (Byzer's 5 minutes by default).
         schema: the output schema, when the call does not pass one (Byzer's
@@ -85,7 +90,7 @@ class RayTransformConf:
     resources: dict[str, float] | None = None
     batch_bytes: int = 32 * 1024 * 1024
     batch_rows: int = 1_000_000
-    max_in_flight: int | None = None
+    max_in_flight: int = 2
     local_ray_cpus: int | None = None
     dashboard: bool = False
     spill_dir: str | None = None
@@ -104,7 +109,7 @@ class RayTransformConf:
         _check_choice("python_mode", self.python_mode, PYTHON_MODES)
         for name in ("batch_bytes", "batch_rows", "max_in_flight"):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value < 1:
                 raise ConfigError(f"option {name} must be at least 1, got {value!r}")
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise ConfigError(
@@ -128,22 +133,32 @@ class RayTransformConf:
 
     def env_vars(self) -> dict[str, str]:
         """The ``export K=V`` parts of python_env, in order."""
-        found: dict[str, str] = {}
-        for part in (self.python_env or "").split("&&"):
-            words = part.strip().split(None, 1)
-            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-                key, _, value = words[1].partition("=")
-                found[key.strip()] = value.strip().strip("'\"")
-        return found
+        return exports_of(self.python_env)
 
     def activations(self) -> list[str]:
-        """The environments python_env asks to activate (``source activate X``, ``conda activate X``)."""
-        names = []
-        for part in (self.python_env or "").split("&&"):
-            words = part.split()
-            if len(words) >= 2 and words[-2] == "activate":
-                names.append(words[-1])
-        return names
+        """The environments python_env asks to activate (reported, never switched to)."""
+        return activations_of(self.python_env)
+
+    def requested_address(self) -> str | None:
+        """The Ray address asked for: the option, else RAY_ADDRESS, else None (the embedded Ray)."""
+        address = self.ray_address if self.ray_address is not None else os.environ.get("RAY_ADDRESS")
+        return None if address in LOCAL_ADDRESSES else address
+
+    def data_server_bind_host(self) -> str | None:
+        """Where driver-side data servers listen: as configured; loopback when
+        nothing remote needs them (no Ray, or the embedded Ray on this host);
+        else None, meaning this node's address as Ray sees it (resolved once
+        connected, so that Ray's workers on other hosts can reach it).
+        """
+        if self.data_server_host:
+            return self.data_server_host
+        if not self.uses_ray or self.requested_address() is None:
+            return "127.0.0.1"
+        return None
+
+    def as_strings(self) -> dict[str, str]:
+        """The options that are set, as text: what code strings see as ``context.conf`` (Byzer's runnerConf)."""
+        return {key: str(value) for key, value in vars(self).items() if value is not None}
 
     def replace(self, **changes: Any) -> RayTransformConf:
         return dataclasses.replace(self, **changes)
@@ -187,9 +202,7 @@ def canonical_name(key: str) -> str:
     if name is not None:
         return name
     known = sorted(set(FIELD_NAMES) | set(ALIASES))
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"unknown option {key!r}.{hint} Known options: {', '.join(known)}")
+    raise ConfigError(f"unknown option {key!r}.{did_you_mean(key, known)} Known options: {', '.join(known)}")
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

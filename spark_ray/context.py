@@ -21,15 +21,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from .convert import conform_table, pandas_to_table, rows_to_batch
-from .data_server import ShardHandle, fetch_batches
-from .errors import ResultSchemaError, UserCodeError
-from .user_code import rows_of
+from .convert import ROWS_PER_CHUNK, conform_table, pandas_to_table, rows_of, rows_to_batch
+from .errors import ContextError, ResultSchemaError, UserCodeError
+from .shard_server import ShardHandle, fetch_batches, fetch_table
 
 log = logging.getLogger(__name__)
 
-_UNSET: Any = object()
-_ROWS_PER_OUTPUT_BATCH = 100_000
+# What requested_address holds until the code calls RayContext.connect.
+UNSET: Any = object()
 
 
 class PythonContext:
@@ -38,7 +37,7 @@ class PythonContext:
     Attributes:
         conf: the job's options as strings (Byzer's runnerConf).
         requested_address: the address the code passed to RayContext.connect,
-            or _UNSET if it never connected.
+            or UNSET if it never connected.
         registered: (kind, fn) pairs the code declared in data mode, in order.
         shards: model mode: the handles of the table's shards.
         schema: model mode: the Arrow output schema.
@@ -54,7 +53,7 @@ class PythonContext:
         input_schema: pa.Schema | None = None,
     ) -> None:
         self.conf = dict(conf or {})
-        self.requested_address: Any = _UNSET
+        self.requested_address: Any = UNSET
         self.registered: list[tuple[str, Callable[..., Any]]] = []
         self.shards = shards
         self.schema = schema
@@ -73,13 +72,13 @@ class PythonContext:
     def fetch_once(self) -> Iterator[dict[str, Any]]:
         """Every row of the table, once, as dicts (pyjava's data_manager.fetch_once())."""
         if self._fetched:
-            raise RuntimeError("fetch_once() can be called only once; keep the rows, or use collect()")
+            raise ContextError("fetch_once() can be called only once; keep the rows, or use collect()")
         self._fetched = True
         return (row for shard in self._model_shards("fetch_once()") for row in fetch_rows(shard))
 
     def _model_shards(self, what: str) -> list[ShardHandle]:
         if self.shards is None:
-            raise RuntimeError(f"{what} is for model mode (mode='model'); data mode passes rows to your function")
+            raise ContextError(f"{what} is for model mode (mode='model'); data mode passes rows to your function")
         return self.shards
 
     # --- setting the output (model mode) --------------------------------
@@ -102,14 +101,14 @@ class PythonContext:
         chunk: list[Any] = []
         for row in rows:
             chunk.append(row)
-            if len(chunk) >= _ROWS_PER_OUTPUT_BATCH:
+            if len(chunk) >= ROWS_PER_CHUNK:
                 self.outputs.append(pa.Table.from_batches([rows_to_batch(chunk, schema, "build_result")]))
                 chunk = []
         self.outputs.append(pa.Table.from_batches([rows_to_batch(chunk, schema, "build_result")]))
 
     def _output_schema(self) -> pa.Schema:
         if self.schema is None:
-            raise RuntimeError("set_output() and build_result() are for model mode (mode='model')")
+            raise ContextError("set_output() and build_result() are for model mode (mode='model')")
         return self.schema
 
 
@@ -215,8 +214,6 @@ class RayContext:
 
     def to_pandas(self) -> Any:
         """The whole table as one pandas DataFrame (it must fit in memory)."""
-        from .data_server import fetch_table
-
         tables = [fetch_table(shard) for shard in self.data_servers()]
         if tables:
             return pa.concat_tables(tables).to_pandas()
@@ -225,8 +222,6 @@ class RayContext:
     def to_dataset(self) -> Any:
         """The whole table as a Ray Dataset, read shard by shard by Ray tasks."""
         import ray
-
-        from .data_server import fetch_table
 
         fetch = ray.remote(fetch_table)
         refs: list[Any] = [fetch.remote(shard) for shard in self.data_servers()]

@@ -11,7 +11,7 @@ helps nobody.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -202,3 +202,32 @@ def pandas_to_table(frame: Any, schema: pa.Schema, producer: str) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise ResultSchemaError(f"{producer} returned a DataFrame Arrow cannot read: {error}") from None
     return conform_table(table, schema, producer)
+
+
+# Rows turned into Python objects (or back) at a time: a shard as Python dicts is ~50x its Arrow size,
+# so every row-level conversion (shards, model-mode output, the table function's input) works in chunks.
+ROWS_PER_CHUNK = 50_000
+
+
+def rows_of(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """A shard's rows as dicts, one Arrow batch at a time; maps become dicts too.
+
+    maps_as_pydicts costs about 2.5x on every column, so it is asked for only
+    when the schema has a map somewhere.
+    """
+    maps = "strict" if _has_map(table.schema) else None
+    for batch in table.to_batches():
+        yield from batch.to_pylist(maps_as_pydicts=maps)
+
+
+def _has_map(schema: pa.Schema) -> bool:
+    def has_map(t: pa.DataType) -> bool:
+        if pa.types.is_map(t):
+            return True
+        if pa.types.is_struct(t):
+            return any(has_map(f.type) for f in t)
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return has_map(t.value_type)
+        return False
+
+    return any(has_map(f.type) for f in schema)

@@ -8,6 +8,9 @@ schema (``SchemaError`` and its parse variant), the user's own code
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SparkRayError(Exception):
     """Base of every error spark-ray raises deliberately."""
@@ -70,3 +73,28 @@ class InternalError(SparkRayError, RuntimeError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"{message} (this is a bug in spark-ray; please report it with this message)")
+
+
+class ContextError(SparkRayError, RuntimeError):
+    """A pyjava context method was called where it cannot work (e.g. ``set_output`` in data mode)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the choice nearest ``word``, or "" when none is near.
+
+    Every unknown-name error in the project (options, types, statements,
+    tables, variables) uses this one rule, so the same typo gets the same hint
+    everywhere. The spelling as written is compared first; failing that, case
+    is ignored (``LONG`` still finds ``long``).
+    """
+    known = list(choices)
+    close = difflib.get_close_matches(word, known, n=1, cutoff=SUGGESTION_CUTOFF)
+    if not close:
+        by_lower = {choice.lower(): choice for choice in reversed(known)}
+        lowered = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=SUGGESTION_CUTOFF)
+        close = [by_lower[lowered[0]]] if lowered else []
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+# How alike (difflib's ratio) a name must be to a known one to be suggested.
+SUGGESTION_CUTOFF = 0.6

@@ -9,13 +9,14 @@ worker joins Ray once and reuses the connection for every partition.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
 from .cluster import RaySpec
+from .conf import RayTransformConf
+from .runners import coalesce, map_shards, runner_for
 
 
 def partition_function(
@@ -23,28 +24,16 @@ def partition_function(
     job_id: str,
     program_blob: bytes,
     ray_spec: RaySpec | None,
-    task_options: dict[str, Any],
-    window: int,
-    max_bytes: int,
-    max_rows: int,
+    conf: RayTransformConf,
     label: str,
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function of one job; ``ray_spec`` None runs without Ray."""
+    task_options = conf.ray_task_options()
+    window, max_bytes, max_rows = conf.max_in_flight, conf.batch_bytes, conf.batch_rows
 
     def run_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from .runners import BatchRunner, InlineRunner, RayRunner, coalesce
-
-        runner: BatchRunner
-        if ray_spec is None:
-            import cloudpickle
-
-            runner = InlineRunner(cloudpickle.loads(program_blob))
-        else:
-            from .cluster import ensure_worker_ray
-
-            ensure_worker_ray(ray_spec)
-            runner = RayRunner(job_id, program_blob, task_options, window)
-        for table in runner.map_shards(coalesce(batches, max_bytes, max_rows)):
+        runner = runner_for(job_id, program_blob, ray_spec, task_options)
+        for table in map_shards(runner, coalesce(batches, max_bytes, max_rows), window):
             yield from table.to_batches()
 
     # The name shows in the query plan (MapInArrow ray_transform[...]) and the Spark UI.
@@ -52,5 +41,18 @@ def partition_function(
     return run_partition
 
 
-def run_in_executors(df: DataFrame, schema: StructType, **partition_options: Any) -> DataFrame:
-    return df.mapInArrow(partition_function(**partition_options), schema)
+def run_in_executors(
+    df: DataFrame,
+    schema: StructType,
+    *,
+    job_id: str,
+    program_blob: bytes,
+    ray_spec: RaySpec | None,
+    conf: RayTransformConf,
+    label: str,
+) -> DataFrame:
+    """Lazy, like any mapInArrow result: the Ray work runs under the caller's action."""
+    run_partition = partition_function(
+        job_id=job_id, program_blob=program_blob, ray_spec=ray_spec, conf=conf, label=label
+    )
+    return df.mapInArrow(run_partition, schema)

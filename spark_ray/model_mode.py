@@ -1,53 +1,74 @@
 """mode="model": the code runs once, reads any shard, and sets the output.
 
-The table is cut into shards, spilled to Arrow files in a temp dir and served
-by a DataServer for the life of the program; the code (a pyjava code string,
-or a callable taking the context) may read them itself, hand them to Ray tasks
-or actors, or take the whole table as a Ray Dataset. What it sets with
-``set_output`` / ``build_result`` (or returns) becomes the output table.
-It runs on the driver (run_in="driver") or in one Spark task
-(run_in="executor"); either way the server and the files are gone when it ends.
+The table is cut into shards, spilled to Arrow files in a scratch dir and
+served by a ShardServer for the life of the program; the code (a pyjava code
+string, or a callable taking the context) may read them itself, hand them to
+Ray tasks or actors, or take the whole table as a Ray Dataset. What it sets
+with ``set_output`` / ``build_result`` (or returns) becomes the output table.
+
+It runs on the driver (run_in="driver", the table streamed there with
+``toLocalIterator``, one partition at a time) or in one Spark task
+(run_in="executor"); either way the server and the files are gone when it
+ends, and the output is locally checkpointed so the program runs once.
 """
 
 from __future__ import annotations
 
-import ast
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
 
-from .arrow_files import write_shard_file
-from .code_string import execute_code
-from .context import _UNSET, PythonContext
-from .data_server import DataServer
+from . import cluster
+from .arrow_files import read_shard_file, write_shard_file
+from .code_string import apply_code_address, execute_code, requested_address_in
+from .conf import RayTransformConf
+from .context import PythonContext
+from .environment import job_environment
 from .errors import ResultSchemaError, UserCodeError
+from .jobs import default_group, new_job_id, spark_job_group
+from .pickling import pickle_with_user_module
 from .runners import coalesce
-from .user_code import describe_callable, job_environment, user_traceback
+from .schema import to_arrow_schema
+from .shard_server import ShardServer
+from .user_code import describe_callable, user_traceback
 
 
-def requested_address_in(code: str) -> Any:
-    """The address literal a code string passes to ``RayContext.connect``, or _UNSET.
-
-    Model-mode code runs once, so its Ray connection must be made before it
-    starts; the address is read from the source instead of running it twice.
-    """
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return _UNSET  # execute_code reports it with the line
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect":
-            address = (
-                node.args[1]
-                if len(node.args) > 1
-                else next((k.value for k in node.keywords if k.arg == "address"), None)
-            )
-            if isinstance(address, ast.Constant) and (address.value is None or isinstance(address.value, str)):
-                return address.value
-    return _UNSET
+def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str, conf: RayTransformConf) -> DataFrame:
+    """Run the model program once, on the driver or in one Spark task, and checkpoint its output."""
+    if isinstance(code, str):
+        conf = apply_code_address(requested_address_in(code), conf)
+    elif not callable(code):
+        raise TypeError(f"code must be a callable or a string of Python source, got {type(code).__name__}")
+    ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
+    program = ModelProgram(
+        code=code,
+        schema=to_arrow_schema(struct),
+        conf_strings=conf.as_strings(),
+        env=conf.env_vars(),
+        server_host=conf.data_server_bind_host(),
+        idle_timeout_s=conf.data_server_idle_timeout,
+        max_bytes=conf.batch_bytes,
+        max_rows=conf.batch_rows,
+        spill_parent=conf.spill_dir,
+    )
+    input_schema = to_arrow_schema(df.schema)
+    spark = df.sparkSession
+    description = conf.job_description or f"spark-ray ray_transform[model] run_in={conf.run_in}"
+    with spark_job_group(spark.sparkContext, conf.job_group or default_group(new_job_id()), description):
+        if conf.run_in == "driver":
+            batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
+            return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf.spill_dir)
+        blob = pickle_with_user_module(program, code)
+        run_model_partition = model_partition_function(blob, input_schema, ray_spec)
+        # Eager: the program runs once, now, in a single Spark task, not again on every action.
+        return df.coalesce(1).mapInArrow(run_model_partition, struct).localCheckpoint(eager=True)
 
 
 @dataclass
@@ -67,10 +88,11 @@ class ModelProgram:
     def run(self, batches: Iterable[pa.RecordBatch], input_schema: pa.Schema) -> list[pa.Table]:
         """Serve the batches as shards, run the code once, and return its output tables."""
         with tempfile.TemporaryDirectory(prefix="spark-ray-shards-", dir=self.spill_parent) as shard_dir:
-            with DataServer(self._host(), self.idle_timeout_s) as server:
+            with ShardServer(self._host(), self.idle_timeout_s) as server:
+                shards = coalesce(batches, self.max_bytes, self.max_rows)
                 handles = [
                     server.add_shard(index, write_shard_file(shard_dir, index, shard))
-                    for index, shard in enumerate(coalesce(batches, self.max_bytes, self.max_rows))
+                    for index, shard in enumerate(shards)
                 ]
                 context = PythonContext(
                     self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema
@@ -107,7 +129,7 @@ class ModelProgram:
 
 
 def model_partition_function(
-    program_blob: bytes, input_schema: pa.Schema, ray_spec: Any
+    program_blob: bytes, input_schema: pa.Schema, ray_spec: cluster.RaySpec | None
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function that runs a model program inside one Spark task."""
 
@@ -115,12 +137,94 @@ def model_partition_function(
         import cloudpickle
 
         if ray_spec is not None:
-            from .cluster import ensure_worker_ray
-
-            ensure_worker_ray(ray_spec)
+            cluster.ensure_worker_ray(ray_spec)
         program: ModelProgram = cloudpickle.loads(program_blob)
         for table in program.run(batches, input_schema):
             yield from table.to_batches()
 
     run_model_partition.__name__ = run_model_partition.__qualname__ = "ray_transform[model]"
     return run_model_partition
+
+
+# --------------------------------------------------------------------------- the table to the driver
+
+_IPC_COLUMN = "arrow_ipc"
+
+
+def _to_ipc_chunks(max_bytes: int, max_rows: int) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A mapInArrow function turning each partition into a few Arrow IPC blobs."""
+
+    def to_ipc(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for table in coalesce(batches, max_bytes, max_rows):
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as writer:
+                writer.write_table(table)
+            blob = sink.getvalue()
+            offsets = pa.array([0, blob.size], pa.int32()).buffers()[1]
+            column = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, blob])  # no copy of the blob
+            yield pa.RecordBatch.from_arrays([column], names=[_IPC_COLUMN])
+
+    return to_ipc
+
+
+def stream_table(df: DataFrame, max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
+    """The table's shards on the driver, one partition's worth in memory at a time."""
+    chunks = df.mapInArrow(_to_ipc_chunks(max_bytes, max_rows), f"{_IPC_COLUMN} binary")
+    for row in chunks.toLocalIterator(prefetchPartitions=True):
+        yield pa.ipc.open_stream(pa.py_buffer(row[_IPC_COLUMN])).read_all()
+
+
+# --------------------------------------------------------------------------- the output back to Spark
+
+
+class SpillDirectory:
+    """Result shards as Arrow files, each with the key that orders the output; removed by cleanup()."""
+
+    def __init__(self, parent: str | None) -> None:
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix="spark-ray-results-", dir=parent)
+        self.written: list[tuple[Any, str]] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.written)
+
+    def write(self, key: Any, table: pa.Table) -> None:
+        self.written.append((key, write_shard_file(self.path, self.count, table)))
+
+    def paths_in_order(self) -> list[str]:
+        return [path for _, path in sorted(self.written, key=lambda item: item[0])]
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType) -> DataFrame:
+    """Read the spilled shards back in order and checkpoint them, so the files can go."""
+    shard_paths = spill.paths_in_order()
+    partitions = min(len(shard_paths), max(1, spark.sparkContext.defaultParallelism * 2))
+
+    def read_shards(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                yield from read_shard_file(shard_paths[index]).to_batches()
+
+    indices = spark.range(0, len(shard_paths), numPartitions=partitions)
+    return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)
+
+
+def tables_to_dataframe(
+    spark: SparkSession, keyed_tables: Iterable[tuple[Any, pa.Table]], schema: StructType, spill_dir: str | None
+) -> DataFrame:
+    """Result tables, as they arrive, into a checkpointed DataFrame ordered by their keys."""
+    spill = SpillDirectory(spill_dir)
+    try:
+        for key, table in keyed_tables:
+            if table.num_rows:
+                spill.write(key, table)
+        if spill.count == 0:
+            return spark.createDataFrame([], schema)
+        return _read_spilled(spark, spill, schema)
+    finally:
+        spill.cleanup()

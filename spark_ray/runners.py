@@ -1,50 +1,122 @@
-"""One narrow door to the engines: a stream of Arrow shards in, a stream out.
+"""One narrow door to the engines: Arrow shards in, results out, in order.
 
-Both data paths (executor and driver) cut the table into shards with
-``coalesce``. ``InlineRunner`` runs the shard program in this process
-(python_mode="python"); ``RayRunner`` runs each shard in a Ray task, keeps a
-bounded window of tasks in flight and yields results in input order. That
-window is ``in_order``, which the driver path's Spark tasks also use, with
-the driver's relay where the executor path has Ray. The same tests run
-through each.
+Every data path cuts the table into shards with ``Coalescer`` and keeps a
+bounded window of work in flight with ``SlidingWindow``:
+
+* the executor path and the SQL table function run shards through a runner
+  (``RayRunner``: a Ray task per shard; ``InlineRunner``: in this process,
+  for python_mode="python"), chosen once by ``runner_for``;
+* the driver path's Spark tasks push chunks through the driver's relay with
+  the same window, where the executor path has Ray.
+
+The window is pull-driven in ``in_order`` (a generator over shards, as
+``mapInArrow`` hands them) and push-driven in ``SlidingWindow.push`` (a table
+function receives rows one call at a time); both are the same object.
 """
 
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 
-from .data_server import ShardHandle, fetch_table
 from .errors import ResultSchemaError, UserCodeError
-from .user_code import ShardProgram
+from .shard_program import ShardProgram
+from .shard_server import ShardHandle, fetch_table
 
 
-def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
-    """Group small Arrow batches into shards worth a Ray task, without copying.
+class Coalescer:
+    """Groups small Arrow batches into shards worth a Ray task, without copying.
 
     A shard closes once it reaches ``max_bytes`` or ``max_rows``; a small
     partition therefore becomes a single shard, and empty batches are dropped.
     """
-    pending: list[pa.RecordBatch] = []
-    size = rows = 0
-    for batch in batches:
+
+    def __init__(self, max_bytes: int, max_rows: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_rows = max_rows
+        self._pending: list[pa.RecordBatch] = []
+        self._bytes = self._rows = 0
+
+    def add(self, batch: pa.RecordBatch) -> pa.Table | None:
+        """Take a batch; return a full shard when this batch completes one."""
         if batch.num_rows == 0:
-            continue
-        pending.append(batch)
-        size += batch.nbytes
-        rows += batch.num_rows
-        if size >= max_bytes or rows >= max_rows:
-            yield pa.Table.from_batches(pending)
-            pending, size, rows = [], 0, 0
-    if pending:
-        yield pa.Table.from_batches(pending)
+            return None
+        self._pending.append(batch)
+        self._bytes += batch.nbytes
+        self._rows += batch.num_rows
+        if self._bytes >= self.max_bytes or self._rows >= self.max_rows:
+            return self.flush()
+        return None
+
+    def flush(self) -> pa.Table | None:
+        """The shard begun so far, if any."""
+        if not self._pending:
+            return None
+        shard = pa.Table.from_batches(self._pending)
+        self._pending, self._bytes, self._rows = [], 0, 0
+        return shard
+
+
+def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
+    """The shards of a stream of batches (see ``Coalescer``)."""
+    coalescer = Coalescer(max_bytes, max_rows)
+    for batch in batches:
+        shard = coalescer.add(batch)
+        if shard is not None:
+            yield shard
+    last = coalescer.flush()
+    if last is not None:
+        yield last
 
 
 Shard = TypeVar("Shard")
 Pending = TypeVar("Pending")
+
+
+class SlidingWindow(Generic[Shard, Pending]):
+    """Keeps ``window`` shards submitted ahead of the one being collected; results in input order.
+
+    The caller reads the next shard and writes the previous result while the
+    engine works on the ones in between, which is where the overlap comes from.
+    ``abandon`` gets the work nobody will collect (a failure, or an early
+    close such as a ``limit()``).
+    """
+
+    def __init__(
+        self,
+        submit: Callable[[Shard], Pending],
+        collect: Callable[[Pending], pa.Table],
+        window: int,
+        abandon: Callable[[Pending], None] | None = None,
+    ) -> None:
+        self.submit = submit
+        self.collect = collect
+        self.window = window
+        self.abandon = abandon
+        self._in_flight: collections.deque[Pending] = collections.deque()
+
+    def push(self, shard: Shard) -> Iterator[pa.Table]:
+        """Submit ``shard`` now; the returned iterator yields the oldest results while the window is full."""
+        self._in_flight.append(self.submit(shard))
+        return self._collect_while_full()
+
+    def _collect_while_full(self) -> Iterator[pa.Table]:
+        while len(self._in_flight) >= self.window:
+            yield self.collect(self._in_flight.popleft())
+
+    def drain(self) -> Iterator[pa.Table]:
+        """Every result still owed, in order."""
+        while self._in_flight:
+            yield self.collect(self._in_flight.popleft())
+
+    def abandon_rest(self) -> None:
+        in_flight, self._in_flight = self._in_flight, collections.deque()
+        if self.abandon is not None:
+            for pending in in_flight:
+                self.abandon(pending)
 
 
 def in_order(
@@ -54,42 +126,45 @@ def in_order(
     window: int,
     abandon: Callable[[Pending], None] | None = None,
 ) -> Iterator[pa.Table]:
-    """Keep ``window`` shards submitted ahead of the one being collected; results in input order.
-
-    The caller reads the next shard and writes the previous result while the
-    engine works on the ones in between, which is where the overlap comes from.
-    On failure or early close (e.g. a ``limit()``), ``abandon`` gets the work
-    nobody will collect.
-    """
-    in_flight: collections.deque[Pending] = collections.deque()
+    """Results of ``shards`` in input order, ``window`` in flight (see ``SlidingWindow``)."""
+    sliding = SlidingWindow(submit, collect, window, abandon)
     try:
         for shard in shards:
-            in_flight.append(submit(shard))
-            if len(in_flight) >= window:
-                yield collect(in_flight.popleft())
-        while in_flight:
-            yield collect(in_flight.popleft())
+            yield from sliding.push(shard)
+        yield from sliding.drain()
     finally:
-        if abandon is not None:
-            for pending in in_flight:
-                abandon(pending)
+        sliding.abandon_rest()
 
 
 class BatchRunner(Protocol):
-    """What the executor path needs of a runner: shards in, results out, in order."""
+    """What a data path needs of a runner: start a shard, get its result, give up on it."""
 
-    def map_shards(self, shards: Iterable[Any]) -> Iterator[pa.Table]: ...
+    def submit(self, shard: Any) -> Any: ...
+
+    def collect(self, pending: Any) -> pa.Table: ...
+
+    def abandon(self, pending: Any) -> None: ...
+
+
+def map_shards(runner: BatchRunner, shards: Iterable[Any], window: int) -> Iterator[pa.Table]:
+    """Every shard through ``runner``, ``window`` at a time, results in input order."""
+    return in_order(shards, runner.submit, runner.collect, window, abandon=runner.abandon)
 
 
 class InlineRunner:
-    """Runs the shard program here, in this process: no Ray at all."""
+    """Runs the shard program here, in this process, when it is collected: no Ray at all."""
 
     def __init__(self, program: ShardProgram) -> None:
         self.program = program
 
-    def map_shards(self, shards: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        for shard in shards:
-            yield self.program.run(shard)
+    def submit(self, shard: pa.Table) -> pa.Table:
+        return shard
+
+    def collect(self, shard: pa.Table) -> pa.Table:
+        return self.program.run(shard)
+
+    def abandon(self, shard: pa.Table) -> None:
+        pass
 
 
 class _Recent(collections.OrderedDict):  # type: ignore[type-arg]
@@ -150,22 +225,40 @@ def program_ref(job_id: str, program_blob: bytes) -> Any:
 
 
 class RayRunner:
-    """Runs each shard as a Ray task, ``window`` at a time, results in input order."""
+    """Runs each shard as a Ray task; the caller's window bounds how many are in flight."""
 
-    def __init__(self, job_id: str, program_blob: bytes, task_options: dict[str, Any], window: int) -> None:
+    def __init__(self, job_id: str, program_blob: bytes, task_options: dict[str, Any]) -> None:
         self.job_id = job_id
         self.program_ref = program_ref(job_id, program_blob)
         self.remote = _remote_run_shard().options(**task_options)
-        self.window = window
 
     def submit(self, shard: pa.Table | ShardHandle) -> Any:
         """Start the shard's Ray task; returns its ObjectRef."""
         return self.remote.remote(self.job_id, self.program_ref, shard)
 
-    def map_shards(self, shards: Iterable[pa.Table | ShardHandle]) -> Iterator[pa.Table]:
+    def collect(self, ref: Any) -> pa.Table:
+        return task_result(ref)
+
+    def abandon(self, ref: Any) -> None:
         import ray
 
-        return in_order(shards, self.submit, task_result, self.window, abandon=lambda ref: ray.cancel(ref, force=False))
+        ray.cancel(ref, force=False)
+
+
+def runner_for(job_id: str, program_blob: bytes, ray_spec: Any, task_options: dict[str, Any]) -> BatchRunner:
+    """The runner of one job in this process: Ray tasks when there is a Ray to join, else in place.
+
+    ``ray_spec`` is a ``cluster.RaySpec`` (joined here, once per process) or
+    None for python_mode="python".
+    """
+    if ray_spec is None:
+        import cloudpickle
+
+        return InlineRunner(cloudpickle.loads(program_blob))
+    from .cluster import ensure_worker_ray
+
+    ensure_worker_ray(ray_spec)
+    return RayRunner(job_id, program_blob, task_options)
 
 
 def task_result(ref: Any) -> pa.Table:

@@ -8,8 +8,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from spark_ray.data_server import DataServer, ShardHandle, fetch_batches, fetch_table
+from spark_ray.data_server import ServerAddress
 from spark_ray.errors import DataServerError
+from spark_ray.relay_server import RelayClient, RelayServer
+from spark_ray.shard_server import ShardHandle, ShardServer, fetch_batches, fetch_table
 
 TABLE = pa.table({"id": [1, 2, 3], "text": ["a", "中国", None]})
 
@@ -18,7 +20,7 @@ def test_shard_can_be_read_more_than_once_from_memory_or_file(tmp_path):
     path = str(tmp_path / "shard.arrow")
     with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, TABLE.schema) as writer:
         writer.write_table(TABLE)
-    with DataServer() as server:
+    with ShardServer() as server:
         in_memory, on_disk = server.add_shard(0, TABLE), server.add_shard(1, path)
         for handle in (in_memory, on_disk, in_memory):
             assert fetch_table(handle).equals(TABLE)
@@ -27,7 +29,7 @@ def test_shard_can_be_read_more_than_once_from_memory_or_file(tmp_path):
 
 
 def test_request_without_the_token_is_refused():
-    with DataServer() as server:
+    with ShardServer() as server:
         server.add_shard(0, TABLE)
         client = flight.FlightClient(f"grpc://127.0.0.1:{server.port}")
         try:
@@ -43,13 +45,13 @@ def test_request_without_the_token_is_refused():
 
 
 def test_unknown_shard_is_a_clear_error():
-    with DataServer() as server:
+    with ShardServer() as server:
         with pytest.raises(flight.FlightServerError, match="shard 7 is not served here"):
             fetch_table(server.handle(7))
 
 
 def test_idle_server_closes_itself():
-    server = DataServer(idle_timeout_s=1.0)
+    server = ShardServer(idle_timeout_s=1.0)
     handle = server.add_shard(0, TABLE)
     assert fetch_table(handle).num_rows == 3  # a client resets the idle clock
     deadline = time.monotonic() + 10
@@ -61,7 +63,7 @@ def test_idle_server_closes_itself():
 
 
 def test_closed_server_refuses_connections():
-    with DataServer() as server:
+    with ShardServer() as server:
         handle = server.add_shard(0, TABLE)
     with pytest.raises(DataServerError, match="it closes when its job ends"):
         fetch_table(ShardHandle(handle.host, handle.port, handle.token, 0))
@@ -75,7 +77,7 @@ class _DoublingRelay:
         self.sent: list[tuple[int, int]] = []
         self.paths: dict[tuple[int, int], str] = {}
 
-    def accept(self, key, path):
+    def accept(self, key, path, shard):
         self.accepted.append((key, path))
         self.paths[key] = path
 
@@ -86,13 +88,12 @@ class _DoublingRelay:
 
     def result_sent(self, key):
         self.sent.append(key)
+        return False
 
 
 def test_relay_takes_uploads_to_disk_and_serves_their_results(tmp_path):
-    from spark_ray.data_server import RelayClient
-
     relay = _DoublingRelay()
-    with DataServer(intake_dir=str(tmp_path), relay=relay) as server, RelayClient(server.handle(-1)) as client:
+    with RelayServer(relay, str(tmp_path)) as server, RelayClient(server.address) as client:
         client.push((3, 0), TABLE)
         client.push((3, 1), TABLE.slice(0, 1))
         assert [key for key, _ in relay.accepted] == [(3, 0), (3, 1)]
@@ -105,11 +106,9 @@ def test_relay_takes_uploads_to_disk_and_serves_their_results(tmp_path):
 
 
 def test_relay_needs_the_token(tmp_path):
-    from spark_ray.data_server import RelayClient
-
-    with DataServer(intake_dir=str(tmp_path), relay=_DoublingRelay()) as server:
-        intake = server.handle(-1)
-        with RelayClient(ShardHandle(intake.host, intake.port, "not-the-token", -1)) as client:
+    with RelayServer(_DoublingRelay(), str(tmp_path)) as server:
+        intake = server.address
+        with RelayClient(ServerAddress(intake.host, intake.port, "not-the-token")) as client:
             with pytest.raises(flight.FlightUnauthenticatedError):
                 client.push((0, 0), TABLE)
             with pytest.raises(flight.FlightUnauthenticatedError):
@@ -117,9 +116,7 @@ def test_relay_needs_the_token(tmp_path):
 
 
 def test_server_without_a_relay_refuses_uploads_and_result_requests():
-    from spark_ray.data_server import RelayClient
-
-    with DataServer() as server, RelayClient(server.handle(-1)) as client:
+    with ShardServer() as server, RelayClient(server.address) as client:
         with pytest.raises(flight.FlightServerError, match="takes no uploads"):
             client.push((0, 0), TABLE)
         with pytest.raises(flight.FlightServerError, match="relays no results"):
@@ -127,9 +124,7 @@ def test_server_without_a_relay_refuses_uploads_and_result_requests():
 
 
 def test_unreachable_relay_is_a_clear_error():
-    from spark_ray.data_server import RelayClient
-
-    with DataServer() as server:
-        gone = server.handle(-1)
+    with ShardServer() as server:
+        gone = server.address
     with RelayClient(gone) as client, pytest.raises(DataServerError, match="cannot be reached from here"):
         client.push((0, 0), TABLE)

@@ -12,19 +12,21 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from spark_ray import api, ray_transform
-from spark_ray.data_server import DataServer, RelayClient
+from spark_ray import driver_path, ray_transform
 from spark_ray.driver_path import DriverRelay
 from spark_ray.errors import UserCodeError
+from spark_ray.pickling import pickle_with_user_module
+from spark_ray.relay_server import RelayClient, RelayServer
 from spark_ray.runners import RayRunner
-from spark_ray.user_code import ShardProgram, UserFunction, pickle_with_user_module
+from spark_ray.shard_program import ShardProgram
+from spark_ray.user_code import UserFunction
 
 TABLE = pa.table({"id": [1, 2, 3]})
 
 
 def _runner(fn) -> RayRunner:
     program = ShardProgram(UserFunction.from_callable(fn, "row"), TABLE.schema)
-    return RayRunner(uuid.uuid4().hex, pickle_with_user_module(program, fn), {}, window=2)
+    return RayRunner(uuid.uuid4().hex, pickle_with_user_module(program, fn), {})
 
 
 def _doubling_runner() -> RayRunner:
@@ -38,16 +40,15 @@ def _doubling_runner() -> RayRunner:
 def relay_server(spark, tmp_path):
     """A data server with a DriverRelay in front of the session's Ray, and what the relay stopped."""
     stopped: list[str] = []
-    with DataServer(intake_dir=str(tmp_path)) as server:
-        relay = DriverRelay(server, _doubling_runner(), on_failure=lambda: stopped.append("job"))
-        server.relay = relay
+    relay = DriverRelay(_doubling_runner(), on_failure=lambda: stopped.append("job"))
+    with RelayServer(relay, str(tmp_path)) as server:
         yield server, relay, stopped
         relay.close()
 
 
 def test_each_upload_runs_a_ray_task_whose_result_comes_back(relay_server, tmp_path):
     server, _, stopped = relay_server
-    with RelayClient(server.handle(-1)) as client:
+    with RelayClient(server.address) as client:
         client.push((0, 0), TABLE)
         client.push((0, 1), TABLE.slice(1))
         assert client.fetch((0, 1)).column("id").to_pylist() == [4, 6]
@@ -57,7 +58,7 @@ def test_each_upload_runs_a_ray_task_whose_result_comes_back(relay_server, tmp_p
 
 def test_a_retried_spark_task_gets_the_results_again(relay_server, tmp_path):
     server, _, _ = relay_server
-    with RelayClient(server.handle(-1)) as client:
+    with RelayClient(server.address) as client:
         client.push((5, 0), TABLE)
         client.push((5, 0), TABLE)  # the retry uploads while the first attempt has fetched nothing
         assert client.fetch((5, 0)).column("id").to_pylist() == [2, 4, 6]
@@ -71,7 +72,7 @@ def test_a_retried_spark_task_gets_the_results_again(relay_server, tmp_path):
 
 def test_a_failed_ray_task_stops_the_job_and_is_kept_for_the_driver(relay_server):
     server, relay, stopped = relay_server
-    with RelayClient(server.handle(-1)) as client:
+    with RelayClient(server.address) as client:
         client.push((0, 0), pa.table({"id": [1, None]}))  # None * 2 fails in the user's function
         with pytest.raises(flight.FlightServerError, match="the Ray task of chunk \\(0, 0\\) failed"):
             client.fetch((0, 0))
@@ -88,10 +89,9 @@ def test_closing_the_relay_releases_a_waiting_fetch(spark, tmp_path):
         time.sleep(60)
         return row
 
-    with DataServer(intake_dir=str(tmp_path)) as server:
-        relay = DriverRelay(server, _runner(slow), on_failure=lambda: None)
-        server.relay = relay
-        with RelayClient(server.handle(-1)) as client:
+    relay = DriverRelay(_runner(slow), on_failure=lambda: None)
+    with RelayServer(relay, str(tmp_path)) as server:
+        with RelayClient(server.address) as client:
             client.push((0, 0), TABLE)
             closer = threading.Timer(1.0, relay.close)
             closer.start()
@@ -104,7 +104,7 @@ def test_closing_the_relay_releases_a_waiting_fetch(spark, tmp_path):
             closer.join()
 
 
-class _RecordingServer(DataServer):
+class _RecordingServer(RelayServer):
     """The real data server, remembering where each one listened."""
 
     opened: list[tuple[str, int]] = []
@@ -121,7 +121,7 @@ def _refuses(host: str, port: int) -> bool:
 
 
 def test_nothing_is_left_behind_after_success_or_failure(spark, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, "DataServer", _RecordingServer)
+    monkeypatch.setattr(driver_path, "RelayServer", _RecordingServer)
     _RecordingServer.opened.clear()
     df = spark.range(0, 5_000, numPartitions=3)
     out = ray_transform(

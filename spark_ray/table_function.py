@@ -1,0 +1,270 @@
+"""``ray_transform`` as a Spark SQL table function, for people who write SQL.
+
+After ``register(spark)``::
+
+    SELECT * FROM ray_transform(TABLE(t), '<code>', '<schema>'[, '<options>'])
+
+runs ``<code>`` (a pyjava-style code string, as ``ray_transform`` takes) over
+table ``t`` on Ray and returns rows of ``<schema>`` (``st(...)``, JSON or DDL).
+``<options>`` are ``ray_transform`` options as ``k=v;k=v`` (Byzer names work:
+``runIn=driver;num_gpus=1``) or a JSON object.
+
+How it runs, and why:
+
+* ``analyze`` runs in a Python process the JVM starts on the driver, where no
+  SparkSession exists; it parses the schema with spark_ray's pure-Python
+  parser, checks the options and runs the code string once to see that it
+  declares a function, so a mistake fails at analysis rather than in a task.
+* ``eval`` runs in Spark's Python workers, once per input row. It buffers
+  rows into Arrow shards (``runners.Coalescer``, as every data path does) and
+  pushes each full shard into the same sliding window of Ray tasks as the
+  executor path (``runners.SlidingWindow``, ``max_in_flight`` wide; in place
+  with ``pythonMode=python``): reading rows overlaps the Ray work, and
+  ``terminate`` drains the window at the end of the partition. Memory stays
+  bounded by a few shards per partition.
+* ``runIn=executor`` (the default) gives one function instance per input
+  partition, like ``ray_transform``'s executor path. ``runIn=driver`` asks
+  Spark for a single partition, so one instance streams the whole table to
+  Ray, which is the nearest a table function comes to the driver path.
+* The Ray to use is fixed when ``register`` runs: it resolves the session and
+  Spark settings then (starting the embedded Ray unless ``pythonMode=python``)
+  and bakes them into the function. Register again after changing them; a
+  ``rayAddress=...`` option points a single query elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import SparkSession
+from pyspark.sql.functions import udtf
+from pyspark.sql.types import StructType
+from pyspark.sql.udtf import AnalyzeArgument, AnalyzeResult, UserDefinedTableFunction
+
+from .cluster import RaySpec, ensure_driver_ray, query_ray_spec
+from .code_string import user_function
+from .conf import canonical_name, resolve_conf
+from .convert import ROWS_PER_CHUNK
+from .errors import ConfigError, InternalError
+from .jobs import new_job_id
+from .pickling import pickle_with_user_module
+from .runners import Coalescer, SlidingWindow, runner_for
+from .schema import parse_schema, to_arrow_schema
+from .shard_program import ShardProgram
+
+__all__ = ["FUNCTION_NAME", "parse_options", "register"]
+
+FUNCTION_NAME = "ray_transform"
+
+
+def parse_options(text: str | None) -> dict[str, str]:
+    """The options argument: ``k=v;k=v`` or a JSON object, keyed by conf field name.
+
+    Raises:
+        ConfigError: a malformed pair, or an unknown key (with a did-you-mean).
+
+    Example:
+        >>> parse_options("runIn=driver; num_gpus=1")
+        {'run_in': 'driver', 'num_gpus': '1'}
+    """
+    if text is None or not text.strip():
+        return {}
+    if text.lstrip().startswith("{"):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"the options argument is not valid JSON: {error}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("the options argument must be a JSON object or k=v;k=v pairs")
+        pairs = [(str(key), value if isinstance(value, str) else json.dumps(value)) for key, value in loaded.items()]
+    else:
+        pairs = []
+        for item in text.replace("\n", ";").split(";"):
+            if not item.strip():
+                continue
+            key, equals, value = item.partition("=")
+            if not equals or not key.strip():
+                raise ConfigError(f"the options argument takes k=v pairs separated by ';', got {item.strip()!r}")
+            pairs.append((key.strip(), value.strip()))
+    return {canonical_name(key): value for key, value in pairs}
+
+
+@dataclass
+class _Plan(AnalyzeResult):
+    """What ``analyze`` decided, handed by Spark to every instance of the function.
+
+    Attributes:
+        code: the code string.
+        input_schema: the TABLE argument's schema (rows arrive as Python values).
+        settings: the options, register-time settings overridden by the query's.
+        job_id: one per query, shared by its partitions (Ray workers cache the program by it).
+    """
+
+    code: str = ""
+    input_schema: StructType = field(default_factory=StructType)
+    settings: dict[str, Any] = field(default_factory=dict)
+    job_id: str = ""
+
+
+def _constant_string(argument: AnalyzeArgument | None, what: str, required: bool) -> str | None:
+    if argument is None:
+        if required:
+            raise ConfigError(f"ray_transform needs {what}")
+        return None
+    if argument.isTable or not argument.isConstantExpression:
+        raise ConfigError(f"{what} must be a constant string: a literal or a :parameter of spark.sql(..., args=...)")
+    if argument.value is None:
+        if required:
+            raise ConfigError(f"{what} cannot be NULL")
+        return None
+    if not isinstance(argument.value, str):
+        raise ConfigError(f"{what} must be a string, got {type(argument.value).__name__}")
+    return argument.value
+
+
+def _analyze(
+    base: dict[str, Any],
+    table: AnalyzeArgument,
+    code: AnalyzeArgument,
+    schema: AnalyzeArgument | None,
+    options: AnalyzeArgument | None,
+) -> _Plan:
+    if table is None or not table.isTable:
+        raise ConfigError("the first argument of ray_transform must be a table: ray_transform(TABLE(t), ...)")
+    code_text = _constant_string(code, "the code argument", required=True)
+    if code_text is None:
+        raise InternalError("a required argument came back as None")
+    query_options = parse_options(_constant_string(options, "the options argument", required=False))
+    settings = {**base, **query_options}
+    conf = resolve_conf(None, settings)
+    if conf.mode != "data":
+        raise ConfigError(f"the ray_transform table function runs dataMode=data only; got {conf.mode!r}")
+    schema_text = _constant_string(schema, "the schema argument", required=False) or conf.schema
+    if not schema_text:
+        raise ConfigError("no output schema: pass it as the third argument, or set the schema option for the session")
+    struct = parse_schema(schema_text)
+    user_function(code_text, conf)  # fail now, not in a task
+    if not isinstance(table.dataType, StructType):
+        raise InternalError(f"Spark described the TABLE argument as {table.dataType!r}, not a struct")
+    return _Plan(
+        schema=struct,
+        withSinglePartition=conf.run_in == "driver",
+        code=code_text,
+        input_schema=table.dataType,
+        settings=settings,
+        job_id=new_job_id(),
+    )
+
+
+class _Shards:
+    """One partition's rows, buffered into Arrow shards and pushed through a sliding window of runs."""
+
+    def __init__(self, plan: _Plan, registered_ray: RaySpec | None) -> None:
+        conf = resolve_conf(None, plan.settings)
+        user, conf = user_function(plan.code, conf)
+        self.output_names = plan.schema.fieldNames()
+        self.input_schema = to_arrow_schema(plan.input_schema)
+        program = ShardProgram(user, to_arrow_schema(plan.schema), env=conf.env_vars())
+        ray_spec = query_ray_spec(conf, registered_ray) if conf.uses_ray else None
+        blob = pickle_with_user_module(program, user.fn)
+        runner = runner_for(plan.job_id, blob, ray_spec, conf.ray_task_options())
+        self.window = SlidingWindow(runner.submit, runner.collect, conf.max_in_flight, runner.abandon)
+        self.coalescer = Coalescer(conf.batch_bytes, conf.batch_rows)
+        self.rows_per_batch = min(ROWS_PER_CHUNK, conf.batch_rows)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, row: Any) -> Iterator[tuple[Any, ...]]:
+        self.rows.append(row.asDict(recursive=True))
+        if len(self.rows) >= self.rows_per_batch:
+            shard = self.coalescer.add(self._take_batch())
+            if shard is not None:
+                yield from self._output_rows(self.window.push(shard))
+
+    def finish(self) -> Iterator[tuple[Any, ...]]:
+        try:
+            if self.rows:
+                self.coalescer.add(self._take_batch())
+            last = self.coalescer.flush()
+            if last is not None:
+                yield from self._output_rows(self.window.push(last))
+            yield from self._output_rows(self.window.drain())
+        finally:
+            self.window.abandon_rest()
+
+    def _take_batch(self) -> pa.RecordBatch:
+        batch = pa.RecordBatch.from_pylist(self.rows, schema=self.input_schema)
+        self.rows = []
+        return batch
+
+    def _output_rows(self, tables: Iterator[pa.Table]) -> Iterator[tuple[Any, ...]]:
+        for table in tables:
+            for row in table.to_pylist(maps_as_pydicts="strict"):
+                yield tuple(row[name] for name in self.output_names)
+
+
+def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> type:
+    """The UDTF handler class, with the register-time settings and Ray baked in by closure.
+
+    A closure rather than class attributes: ``analyze`` is a static method that
+    Spark calls in another process, and cloudpickle carries closures along.
+    """
+
+    class RayTransformTableFunction:
+        def __init__(self, analyze_result: _Plan) -> None:
+            self.plan = analyze_result
+            self.shards: _Shards | None = None
+
+        @staticmethod
+        def analyze(
+            table: AnalyzeArgument,
+            code: AnalyzeArgument,
+            schema: AnalyzeArgument | None = None,
+            options: AnalyzeArgument | None = None,
+        ) -> AnalyzeResult:
+            return _analyze(base, table, code, schema, options)
+
+        def eval(
+            self, row: Any, code: str, schema: str | None = None, options: str | None = None
+        ) -> Iterator[tuple[Any, ...]]:
+            if self.shards is None:
+                self.shards = _Shards(self.plan, ray_spec)
+            yield from self.shards.add(row)
+
+        def terminate(self) -> Iterator[tuple[Any, ...]]:
+            if self.shards is not None:
+                yield from self.shards.finish()
+
+    return RayTransformTableFunction
+
+
+def register(spark: SparkSession, name: str = FUNCTION_NAME) -> UserDefinedTableFunction:
+    """Register the ``ray_transform`` table function in ``spark``, so plain ``spark.sql`` can call it.
+
+    The session and Spark settings in force now (``set_session_conf``,
+    ``--conf spark.ray.*``) become the function's defaults; unless they say
+    ``pythonMode=python``, the driver connects to Ray now (starting the
+    embedded one if no address is set), and the function's tasks join it.
+
+    Args:
+        spark: the session to register in.
+        name: the SQL name of the function.
+
+    Returns:
+        The registered function (callable from Python too).
+
+    Example:
+        register(spark)
+        spark.sql("SELECT * FROM ray_transform(TABLE(t), :code, 'id long')", args={"code": code})
+    """
+    conf = resolve_conf(spark, {})
+    ray_spec = ensure_driver_ray(conf) if conf.uses_ray else None
+    handler = _table_function_class(dict(vars(conf)), ray_spec)
+    function = udtf(handler, useArrow=True)
+    if not isinstance(function, UserDefinedTableFunction):
+        raise InternalError(f"pyspark's udtf() returned {type(function).__name__}")
+    spark.udtf.register(name, function)
+    return function

@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["spark_ray", "spark_ray.*", "sql_ext", "sql_ext.*"]),
-    package_data={"sql_ext": ["*.lark"]},
+    package_data={"sql_ext": ["*.lark"], "spark_ray": ["*.lark"]},
     python_requires=">=3.10",
     # Ranges here; requirements.txt pins the exact versions CI and `make` install.
     install_requires=[

@@ -14,28 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import re
-
 from pyspark.sql.types import StructType
 
-from spark_ray.schema import simple_type_string, to_byzer_dsl
-
-_PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _ddl_name(name: str) -> str:
-    return name if _PLAIN_NAME.match(name) else "`" + name.replace("`", "``") + "`"
-
-
-def ddl(schema: StructType) -> str:
-    """``id long, tags array<string>``: the DDL form of a schema."""
-    return ", ".join(f"{_ddl_name(field.name)} {simple_type_string(field.dataType)}" for field in schema.fields)
+from spark_ray.schema_text import type_string
 
 
 def readable(schema: StructType) -> str:
     """One line per column: name, type, nullable, aligned."""
     rows = [("col_name", "data_type", "nullable")]
-    rows += [(field.name, simple_type_string(field.dataType), str(field.nullable).lower()) for field in schema.fields]
+    rows += [(field.name, type_string(field.dataType), str(field.nullable).lower()) for field in schema.fields]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     return "\n".join(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}".rstrip() for row in rows)
 
@@ -45,7 +32,7 @@ def describe_schema(schema: StructType, style: str | None) -> str:
     if style == "json":
         return schema.json()
     if style == "st":
-        return to_byzer_dsl(schema)
+        return type_string(schema, "dsl")
     if style in ("ddl", "string"):
-        return ddl(schema)
+        return type_string(schema, "ddl")
     return readable(schema)

@@ -13,14 +13,15 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from spark_ray.errors import did_you_mean
 
 from .errors import ScriptError, line_and_column, script_error
 from .statements import (
@@ -38,7 +39,7 @@ from .statements import (
     Statement,
 )
 
-__all__ = ["DESC_STYLES", "SAVE_MODES", "parse_script"]
+__all__ = ["DESC_STYLES", "SAVE_MODES", "choose", "parse_script"]
 
 SAVE_MODES = ("overwrite", "append", "errorIfExists", "ignore")
 SETTING_SCOPES = ("conf", "env")
@@ -73,6 +74,28 @@ _UNCLOSED = {
     "UNCLOSED_QUOTE": "this {quote} is never closed",
     "UNCLOSED_COMMENT": "this /* comment is never closed",
 }
+
+
+def choose(word: str, choices: Iterable[str], what: str, fail: Callable[[str], Exception]) -> str:
+    """The canonical spelling of ``word`` among ``choices`` (case ignored), else ``raise fail(message)``.
+
+    The parser and the runner both check closed-choice words (save modes,
+    ``!desc`` styles, ``set`` types) with this; each passes ``fail`` to build
+    its own kind of error at the word's place.
+
+    Example:
+        >>> choose("OVERWRITE", SAVE_MODES, "save mode", ValueError)
+        'overwrite'
+        >>> choose("overwrit", SAVE_MODES, "save mode", ValueError)
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown save mode 'overwrit'. Did you mean 'overwrite'? Known: overwrite, append, errorIfExists, ignore
+    """
+    choices = tuple(choices)
+    for choice in choices:
+        if word.lower() == choice.lower():
+            return choice
+    raise fail(f"unknown {what} {word!r}.{did_you_mean(word, choices)} Known: {', '.join(choices)}")
 
 
 class _KeepUnclosed:
@@ -152,13 +175,7 @@ class _ToStatements(Transformer[Token, Any]):
 
     def _choice(self, part: Part, choices: Iterable[str], what: str, meta: Any) -> str:
         """The canonical spelling of a closed-choice word, or a ScriptError with a suggestion."""
-        choices = tuple(choices)
-        for choice in choices:
-            if part.text.lower() == choice.lower():
-                return choice
-        close = difflib.get_close_matches(part.text, choices, n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise self._error(part, f"unknown {what} {part.text!r}.{hint} Known: {', '.join(choices)}", meta)
+        return choose(part.text, choices, what, lambda message: self._error(part, message, meta))
 
     def _statement_fields(self, meta: Any) -> dict[str, Any]:
         start, end = meta.start_pos, meta.end_pos
@@ -327,10 +344,15 @@ def _describe_unexpected(token: Token, expected: set[str], at_statement_start: b
         return _UNCLOSED[token.type].format(quote=found[:1])
     if at_statement_start:
         candidates = _STATEMENT_WORDS if token.type in ("WORD", "BANG_WORD") else ()
-        close = difflib.get_close_matches(found.lower(), candidates, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(found, candidates)
         kind = "command" if found.startswith("!") else "statement"
         return f"unknown {kind} {found!r}.{hint} A statement starts with one of: {', '.join(_STATEMENT_WORDS)}"
+    if found.lower() == "partitionby" and expected & {"WHERE", "AND"}:
+        # Byzer's `save ... partitionBy col`: here partitioning is a save option.
+        return (
+            f"unexpected {found!r}: partitioning is a save option here; write "
+            '`where partitionBy="col1,col2"` (or `and partitionBy=...` after other options)'
+        )
     if token.type == "SEMICOLON" and "AS" in expected and "PUNCT" in expected:
         return "a select must end with `as NAME`, the name of its result table"
     if token.type in _STATEMENT_STARTS or token.type == "BANG_WORD":

@@ -15,15 +15,14 @@ Every failure becomes a :class:`~sql_ext.errors.ScriptError` that names the
 line and column, quotes the statement and underlines the characters at fault;
 the original error is its ``__cause__``.
 
-Example:
-    >>> tables = run_script(spark, "select 1 as id as t;")  # doctest: +SKIP
-    >>> tables["t"].collect()                               # doctest: +SKIP
-    [Row(id=1)]
+For example, with a SparkSession ``spark`` (tests/test_sql_statements.py runs this)::
+
+    tables = run_script(spark, "select 1 as id as t;")
+    tables["t"].collect()  # [Row(id=1)]
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import sys
@@ -38,13 +37,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_ray import clear_session_conf, get_session_conf, ray_transform, set_session_conf
 from spark_ray.conf import canonical_name, resolve_conf
-from spark_ray.errors import ConfigError, SchemaParseError, SparkRayError, UserCodeError
+from spark_ray.environment import exported_pair
+from spark_ray.errors import ConfigError, SchemaParseError, SparkRayError, UserCodeError, did_you_mean
 from spark_ray.schema import parse_schema
 
 from . import sources
 from .describe import describe_schema
 from .errors import ScriptError, script_error
-from .parser import parse_script
+from .parser import choose, parse_script
 from .statements import (
     Describe,
     Load,
@@ -309,8 +309,7 @@ class ScriptSession:
         name = self._value(part)
         if not self.spark.catalog.tableExists(name):
             known = [table.name for table in self.spark.catalog.listTables()]
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, known)
             raise _Blame.part(
                 part, f"no table or view named {name!r}.{hint} Tables so far: {', '.join(known) or 'none'}"
             )
@@ -328,7 +327,7 @@ class ScriptSession:
         for option in statement.options:
             if option.key.text.lower() != "type":
                 raise _Blame.part(option.key, f"set takes only `where type=...`, not {option.key.text!r}")
-            kind = _choose(option.value, SET_TYPES, "set type")
+            kind = choose(option.value.text, SET_TYPES, "set type", functools.partial(_Blame.part, option.value))
         name = statement.name.text
         value = self._value(statement.value)
         if kind == "defaultParam" and name in self.variables:
@@ -400,9 +399,14 @@ class ScriptSession:
     def _apply_python_env(self, base: str | None) -> None:
         """python_env = PYTHON_ENV's text, then one ``export K=V`` per ``!python env "K=V"``."""
         parts = [part.strip() for part in (base or "").split("&&") if part.strip()]
-        parts = [part for part in parts if _exported_name(part) not in self.env_exports]
+        parts = [part for part in parts if not self._overridden_export(part)]
         parts += [f"export {key}={value}" for key, value in self.env_exports.items()]
         set_session_conf(self.spark, python_env=" && ".join(parts) or None)
+
+    def _overridden_export(self, part: str) -> bool:
+        """``part`` is an ``export K=V`` whose K a ``!python env "K=V"`` set since."""
+        exported = exported_pair(part)
+        return exported is not None and exported[0] in self.env_exports
 
     def _check_value(self, name: str, value: str, part: Part, *, session: bool) -> None:
         """Fail at the value's own characters, not later inside ray_transform."""
@@ -535,26 +539,10 @@ def _option_name(option: Option, also: tuple[str, ...] = ()) -> str:
     try:
         return canonical_name(key)
     except ConfigError as error:
-        close = difflib.get_close_matches(key, also, n=1, cutoff=0.75)
-        if close:
-            raise _Blame.part(option.key, f"unknown key {key!r}. Did you mean {close[0]!r}?") from None
+        hint = did_you_mean(key, also)
+        if hint:
+            raise _Blame.part(option.key, f"unknown key {key!r}.{hint}") from None
         raise _Blame.part(option.key, str(error)) from None
-
-
-def _choose(part: Part, choices: tuple[str, ...], what: str) -> str:
-    for choice in choices:
-        if part.text.lower() == choice.lower():
-            return choice
-    close = difflib.get_close_matches(part.text, choices, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise _Blame.part(part, f"unknown {what} {part.text!r}.{hint} Known: {', '.join(choices)}")
-
-
-def _exported_name(part: str) -> str | None:
-    words = part.split(None, 1)
-    if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-        return words[1].split("=", 1)[0].strip()
-    return None
 
 
 def _spark_message(error: PySparkException) -> str:

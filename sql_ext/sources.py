@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_ray.errors import did_you_mean
+
 # Formats that name a catalog table instead of a path.
 CATALOG_FORMATS = ("table", "hive")
 # Save options that are not writer options: they shape the write itself.
@@ -79,6 +81,14 @@ def save(df: DataFrame, fmt: str, path: str, mode: str | None, options: Mapping[
     for key, value in options.items():
         if key.lower() == _PARTITION_BY:
             partition_columns = [column.strip() for column in value.split(",") if column.strip()]
+            known = {column.lower() for column in df.columns}
+            for column in partition_columns:
+                if column.lower() not in known:
+                    raise BadOption(
+                        key,
+                        f"{key} names no column {column!r} of the table.{did_you_mean(column, df.columns)} "
+                        f"Its columns: {', '.join(df.columns)}",
+                    )
         elif key.lower() == _FILE_NUM:
             if not value.strip().isdigit() or int(value) < 1:
                 raise BadOption(key, f"{key} must be a whole number of files, at least 1; got {value!r}")

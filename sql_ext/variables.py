@@ -14,9 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
+
+from spark_ray.errors import did_you_mean
 
 # ${name}: a template reference, found inside already-parsed values.
 _REFERENCE = re.compile(r"\$\{([^{}]*)\}")
@@ -29,8 +30,7 @@ class UnknownVariable(LookupError):
         self.name = name
         self.start = start
         self.end = end
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, known)
         listed = ", ".join(sorted(known)) if known else "none yet"
         super().__init__(
             f"no variable {name!r} has been set.{hint} Variables set so far: {listed}. "

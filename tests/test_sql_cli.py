@@ -28,9 +28,15 @@ SEEDS = {
 }
 
 
-def run_cli(*args, timeout=600):
+def run_cli(*args, timeout=600, stdin=None):
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    return subprocess.run(args, capture_output=True, text=True, encoding="utf-8", timeout=timeout, env=env)
+    return subprocess.run(args, input=stdin, capture_output=True, text=True, encoding="utf-8", timeout=timeout, env=env)
+
+
+def spark_ray_command():
+    command = shutil.which("spark-ray") if not SPARK_RAY.exists() else str(SPARK_RAY)
+    assert command, "spark-ray is not installed: pip install -e . adds the console script"
+    return command
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +49,8 @@ def seed_run(tmp_path_factory):
         text = (EXAMPLES / name).read_text(encoding="utf-8")
         script.write_text(f"{text}\nsave overwrite {table} as parquet.`{work / key}`;\n", encoding="utf-8")
         scripts.append(str(script))
-    command = shutil.which("spark-ray") if not SPARK_RAY.exists() else str(SPARK_RAY)
-    assert command, "spark-ray is not installed: pip install -e . adds the console script"
     result = run_cli(
-        command, "run", *scripts,
+        spark_ray_command(), "run", *scripts,
         "--master", "local[1]", "--conf", "spark.ray.rayAddress=local", "--conf", "spark.ui.enabled=false",
         "--show", "10",
     )  # fmt: skip
@@ -129,3 +133,101 @@ def test_a_failing_script_exits_1_with_the_place_and_no_traceback(tmp_path):
     assert missing.returncode == 1 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
     usage = run_cli(sys.executable, "-m", "sql_ext", "run", str(script), "--conf", "novalue", timeout=120)
     assert usage.returncode == 2 and "--conf expects KEY=VALUE" in usage.stderr
+
+
+# ---------------------------------------------------------------- --var, standard input, --progress
+
+# Needs no Ray: one Spark start-up (a few seconds) per run.
+VAR_SCRIPT = """set greeting='hi' where type=defaultParam;
+set rows='''
+{"id":1}
+{"id":2}
+{"id":3}
+''';
+load jsonStr.`rows` as raw;
+select id * ${factor} as scaled, '${greeting}' as greeting from raw where ${cond} as output;
+"""
+STDIN_SCRIPT = "select count(*) as n, max(scaled) as top from output as counted;\n"
+VARS = ("--var", "factor=10", "--var", "greeting=hello", "--var", "cond=id >= 2")
+
+
+@pytest.fixture(scope="module")
+def var_run(tmp_path_factory):
+    """A script file, then a script on standard input (`-`), in one session, with --var and --progress."""
+    script = tmp_path_factory.mktemp("vars") / "first.sql"
+    script.write_text(VAR_SCRIPT, encoding="utf-8")
+    result = run_cli(
+        spark_ray_command(), "run", str(script), "-", *VARS, "--progress",
+        "--master", "local[1]", "--conf", "spark.ui.enabled=false",
+        stdin=STDIN_SCRIPT, timeout=300,
+    )  # fmt: skip
+    return script, result
+
+
+def progress_frames(stderr):
+    """The successive states of the progress line (tqdm redraws it after each carriage return)."""
+    return [frame.rstrip() for frame in stderr.replace("\n", "\r").split("\r") if frame.strip()]
+
+
+def test_cli_var_values_replace_the_references_and_beat_default_param(var_run):
+    script, result = var_run
+    assert result.returncode == 0, result.stderr
+    # factor=10 and `cond=id >= 2` (a value may hold '='), greeting=hello over the script's defaultParam 'hi'.
+    assert result.stdout.startswith(
+        "== output (first.sql) ==\n"
+        "+------+--------+\n"
+        "|scaled|greeting|\n"
+        "+------+--------+\n"
+        "|20    |hello   |\n"
+        "|30    |hello   |\n"
+        "+------+--------+\n"
+    ), result.stdout
+
+
+def test_cli_reads_a_script_from_standard_input_in_the_same_session(var_run):
+    _, result = var_run
+    assert result.returncode == 0, result.stderr
+    # The stdin script is named "-" and reads `output`, which the first script made.
+    assert result.stdout.endswith("== counted (-) ==\n+---+---+\n|n  |top|\n+---+---+\n|2  |30 |\n+---+---+\n")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_progress_shows_each_statement_of_each_script(var_run):
+    _, result = var_run
+    frames = progress_frames(result.stderr)
+    expected = [
+        "set greeting='hi' where type=defaultParam 0/4",
+        "load jsonStr.`rows` as raw 2/4",
+        VAR_SCRIPT.splitlines()[-1][:50] + " 3/4",  # statements are cut to 50 characters
+        "show output 4/4",
+        STDIN_SCRIPT[:50] + " 0/1",
+        "show counted 1/1",
+    ]
+    positions = [next((i for i, frame in enumerate(frames) if frame.startswith(state)), -1) for state in expected]
+    assert -1 not in positions and positions == sorted(positions), frames
+
+
+def test_cli_without_var_names_the_missing_variable_and_shows_no_progress(var_run):
+    script, _ = var_run
+    result = run_cli(
+        spark_ray_command(), "run", str(script), "--var", "cond=true",
+        "--master", "local[1]", "--conf", "spark.ui.enabled=false", timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("spark-ray: error:")]
+    assert errors == [
+        f"spark-ray: error: {script}: line 8, column 13: no variable 'factor' has been set. "
+        "Variables set so far: cond, greeting, rows. "
+        "Set it earlier with `set name='''value''';` (or pass it in: --var name=value)."
+    ]
+    assert "  8 | select id * ${factor} as scaled" in result.stderr
+    # stderr is a pipe, not a terminal: no progress line unless --progress asks for one.
+    assert "\r" not in result.stderr and "0/4" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_var_without_equals_is_a_usage_error():
+    result = run_cli(sys.executable, "-m", "sql_ext", "run", "-", "--var", "factor", stdin="", timeout=120)
+    assert result.returncode == 2
+    assert "--var expects KEY=VALUE, got 'factor'" in result.stderr

@@ -189,6 +189,7 @@ def test_seed_scripts_parse(name, kinds):
         ("!python conff 'a=1';", 1, 9, "conff", "Did you mean 'conf'"),
         ("run command as Rya.`` where code='1';", 1, 16, "Rya", "Did you mean 'Ray'"),
         ("set a='x' where type=sql and ;", 1, 30, ";", "expected a name"),
+        ("save t as parquet.`p` partitionBy id;", 1, 23, "partitionBy", 'write `where partitionBy="col1,col2"`'),
     ],
 )
 def test_syntax_errors_name_line_column_and_fragment(text, line, column, fragment, words):

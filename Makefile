@@ -20,8 +20,9 @@ $(STAMP): requirements.txt setup.py
 run: setup
 	$(PY) examples/demo.py
 
+# The suite, plus every >>> example in the library's docstrings.
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest --doctest-modules spark_ray sql_ext tests
 
 bench: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt
@@ -31,9 +32,12 @@ bench-quick: setup
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) bench/run.py --quick
 
+LINTED := spark_ray sql_ext tests bench examples setup.py
+
 lint: setup
-	$(VENV)/bin/ruff check spark_ray sql_ext tests bench examples
-	$(VENV)/bin/mypy spark_ray
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy spark_ray sql_ext
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,6 +10,10 @@ from spark_ray import cluster
 from spark_ray import conf as spark_ray_conf
 from spark_ray.local_spark import local_spark
 
+# The Python files under byzer_docs/ are Byzer code (notebook cells, files `!pyInclude` reads), not test
+# modules: they import `pyjava` and use the `context` a script run gives them.
+collect_ignore_glob = ["byzer_docs/*.py", "byzer_docs/*/*.py", "byzer_docs/*/*/*.py"]
+
 _AFTER_SPARK: list[Callable[[], None]] = []
 
 

@@ -135,7 +135,7 @@ def requested_address_in(code: str) -> Any:
         return UNSET  # execute_code reports it with the line
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "connect":
-            keyword = next((k.value for k in node.keywords if k.arg == "address"), None)
+            keyword = next((k.value for k in node.keywords if k.arg in ("address", "url")), None)
             address = node.args[1] if len(node.args) > 1 else keyword
             if isinstance(address, ast.Constant) and (address.value is None or isinstance(address.value, str)):
                 return address.value

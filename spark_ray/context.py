@@ -8,14 +8,19 @@ A code string sees ``context`` (a PythonContext, also bound as
   spark-ray runs it over every shard.
 - Model mode: the code runs once. It lists the shards
   (``ray_context.data_servers()``), reads them (``fetch_once_as_rows(shard)``,
-  also from inside Ray tasks), or takes the whole table (``collect()``,
-  ``to_pandas()``, ``to_dataset()``), and sets the output
-  (``context.set_output([[pd.Series, ...]])`` or ``context.build_result(rows)``).
+  ``RayContext.collect_from(shards)``, also from inside Ray tasks), or takes the
+  whole table (``collect()``, ``to_pandas()``, ``to_dataset()``, and
+  ``to_dataset().to_dask()`` where dask is installed), and sets the output
+  (``context.set_output([[pd.Series, ...]])``, ``context.build_result(rows)``,
+  ``ray_context.build_result_from_dataframe(df)``, or a directory as Byzer's
+  ``schema=file`` rows with ``build_result_from_dir(path)``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -59,6 +64,7 @@ class PythonContext:
         self.schema = schema
         self.input_schema = input_schema
         self.outputs: list[pa.Table] = []
+        self.log_client = LogClient()
         self._fetched = False
 
     @property
@@ -106,6 +112,12 @@ class PythonContext:
                 chunk = []
         self.outputs.append(pa.Table.from_batches([rows_to_batch(chunk, schema, "build_result")]))
 
+    def build_result_from_dir(self, target_dir: str) -> None:
+        """A directory as Byzer's ``schema=file`` rows (start, offset, value): see pyjava.storage.streaming_tar."""
+        from .pyjava.storage.streaming_tar import build_rows_from_file
+
+        self.build_result(build_rows_from_file(target_dir))
+
     def _output_schema(self) -> pa.Schema:
         if self.schema is None:
             raise ContextError("set_output() and build_result() are for model mode (mode='model')")
@@ -135,6 +147,17 @@ def _to_table(item: Any, schema: pa.Schema) -> pa.Table:
     )
 
 
+class LogClient:
+    """``context.log_client.log_to_driver(msg)``: pyjava's way to show a message to the person running the script.
+
+    Byzer sends it to its log server; here it goes to the standard error of the
+    process the code runs in (the driver's console in ``runIn=driver``).
+    """
+
+    def log_to_driver(self, message: Any) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
 def fetch_rows(shard: ShardHandle) -> Iterator[dict[str, Any]]:
     for batch in fetch_batches(shard):
         yield from rows_of(pa.Table.from_batches([batch]))
@@ -148,12 +171,16 @@ class RayContext:
         self.address = address
 
     @classmethod
-    def connect(cls, context_or_globals: Any, address: str | None = None, **_ignored: Any) -> RayContext:
+    def connect(cls, context_or_globals: Any, address: str | None = None, **options: Any) -> RayContext:
         """Accepts ``context`` or ``globals()`` as in pyjava; ``address`` None means no Ray.
 
-        spark-ray has connected to Ray before the code runs (the address is
-        read from the code), so this only records what the code asked for.
+        pyjava names the address ``url`` (``connect(globals(), url="host:port")``
+        in Byzer's docs), so that keyword works too. spark-ray has connected to
+        Ray before the code runs (the address is read from the code), so this
+        only records what the code asked for; other keywords are ignored.
         """
+        if "url" in options:
+            address = options.pop("url")
         context = context_or_globals
         if isinstance(context_or_globals, dict):
             context = context_or_globals.get("context")
@@ -208,6 +235,23 @@ class RayContext:
         """The Arrow batches of one shard."""
         return fetch_batches(shard)
 
+    @staticmethod
+    def collect_from(shards: Iterable[ShardHandle] | ShardHandle) -> Iterator[dict[str, Any]]:
+        """The rows of the given shards, in order, as dicts; works anywhere, e.g. inside a Ray task.
+
+        pyjava's way to read some of the table: pass ``ray_context.data_servers()``
+        (or a slice of it, or one handle) to a ``@ray.remote`` task and read them
+        there. Rows are read as they are iterated, a batch at a time.
+        """
+        if isinstance(shards, ShardHandle):
+            shards = [shards]
+        for shard in list(shards):
+            if not isinstance(shard, ShardHandle):
+                raise ContextError(
+                    f"collect_from expects handles from ray_context.data_servers(), got {type(shard).__name__}"
+                )
+            yield from fetch_rows(shard)
+
     def collect(self) -> list[dict[str, Any]]:
         """The whole table as a list of dicts (it must fit in memory)."""
         return [row for shard in self.data_servers() for row in fetch_rows(shard)]
@@ -220,9 +264,80 @@ class RayContext:
         return (self.context.input_schema or pa.schema([])).empty_table().to_pandas()
 
     def to_dataset(self) -> Any:
-        """The whole table as a Ray Dataset, read shard by shard by Ray tasks."""
+        """The whole table as a Ray Dataset, read shard by shard by Ray tasks.
+
+        ``.to_dask()`` on it needs the dask package; without it the error says so
+        and what to use instead.
+        """
         import ray
 
         fetch = ray.remote(fetch_table)
         refs: list[Any] = [fetch.remote(shard) for shard in self.data_servers()]
-        return ray.data.from_arrow_refs(refs)
+        dataset = ray.data.from_arrow_refs(refs)
+        dataset.__class__ = _dataset_class(type(dataset))
+        return dataset
+
+    # --- setting the output, as pyjava's RayContext also offers ----------
+    def build_result(self, rows: Iterable[Any]) -> None:
+        """``context.build_result(rows)``, reachable from the RayContext as in pyjava."""
+        self.context.build_result(rows)
+
+    def build_result_from_dataframe(self, df: Any) -> None:
+        """A pandas DataFrame as the output, columns by name (pyjava's ``build_result_from_dataframe``)."""
+        self.context.set_output(df)
+
+    def build_result_from_dir(self, target_dir: str) -> None:
+        """A directory as Byzer's ``schema=file`` rows (start, offset, value)."""
+        self.context.build_result_from_dir(target_dir)
+
+    def fetch_as_dir(self, target_dir: str) -> None:
+        """Put back under ``target_dir`` the directory this table holds as ``schema=file`` rows."""
+        from .pyjava.storage.streaming_tar import save_rows_as_file
+
+        save_rows_as_file(self.collect(), target_dir)
+
+
+_DATASET_CLASSES: dict[Any, type] = {}
+
+
+def _restore_dataset(cls: Any, state: Any) -> Any:
+    """Unpickle a dataset as ``cls`` (Ray's class) from its pickled state."""
+    dataset = cls.__new__(cls)
+    if state is not None:
+        setstate = getattr(dataset, "__setstate__", None)
+        if setstate is not None:
+            setstate(state)
+        else:
+            dataset.__dict__.update(state)
+    return dataset
+
+
+def _dataset_class(base: Any) -> type:
+    """``base`` (Ray's Dataset class) with a ``to_dask`` that says what to install when dask is missing.
+
+    The dataset keeps its class's every other behaviour, and ``isinstance``
+    checks against Ray's classes still hold.
+    """
+    found = _DATASET_CLASSES.get(base)
+    if found is None:
+
+        def to_dask(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if importlib.util.find_spec("dask") is None:
+                raise ModuleNotFoundError(
+                    "to_dask() needs the 'dask' package, which is not installed in this Python "
+                    f"({sys.executable}): pip install 'dask[dataframe]' here (and in the Ray workers' "
+                    "environment), or read the table with ray_context.to_pandas() or iterate "
+                    "ray_context.to_dataset() directly",
+                    name="dask",
+                )
+            return base.to_dask(self, *args, **kwargs)
+
+        def __reduce_ex__(self: Any, protocol: Any) -> Any:  # noqa: N807
+            # Pickled (sent to a Ray task) as Ray's own class: this one is made here, at run time.
+            reduced = base.__reduce_ex__(self, protocol)
+            state = reduced[2] if isinstance(reduced, tuple) and len(reduced) > 2 else None
+            return (_restore_dataset, (base, state))
+
+        found = type(base.__name__, (base,), {"to_dask": to_dask, "__reduce_ex__": __reduce_ex__})
+        _DATASET_CLASSES[base] = found
+    return found

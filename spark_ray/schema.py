@@ -1,6 +1,6 @@
 """Schemas: parse the texts users write, and convert between Spark and Arrow.
 
-``parse_schema`` accepts four forms, so users can reuse what they already have:
+``parse_schema`` accepts five forms, so users can reuse what they already have:
 
 * a ``StructType``, returned unchanged;
 * Spark's JSON form (what ``StructType.json()`` writes), recognised by a leading ``{``;
@@ -9,11 +9,15 @@
       st(field(id,long),field(tags,array(string)),field(attrs,map(string,double)))
 
 * a DDL string, as in ``CREATE TABLE``: ``id long NOT NULL, tags array<string> COMMENT 'x'``,
-  optionally wrapped in ``struct<...>``.
+  optionally wrapped in ``struct<...>``;
+* MySQL's ``CREATE TABLE`` statement, Byzer's third form, recognised by a leading
+  ``CREATE TABLE``: ``CREATE TABLE t1 (c1 INT, c2 VARCHAR(20)) ENGINE=NDB``. MySQL type
+  names map to Spark types (``MYSQL_TYPE_NAMES``); the table name, index entries,
+  attributes other than ``NOT NULL`` and ``COMMENT``, and table options are ignored.
 
 Everything here is pure Python: it runs where no SparkContext or JVM exists (for
 example inside a UDTF's static ``analyze``), so it never calls into the JVM, and
-in particular not Spark's own DDL parser. The DSL and DDL grammar is
+in particular not Spark's own DDL parser. The DSL, DDL and MySQL grammar is
 schema.lark; this module turns what lark reads into Spark types, and lark's
 errors into SchemaParseErrors that point at the offending character.
 
@@ -25,6 +29,8 @@ Example:
     'struct<id:bigint,tags:array<string>>'
     >>> parse_schema("st(field(id,long))") == parse_schema("struct<id:long>")
     True
+    >>> parse_schema("CREATE TABLE t1 (c1 INT, c2 VARCHAR(20)) ENGINE NDB").simpleString()
+    'struct<c1:int,c2:string>'
 """
 
 from __future__ import annotations
@@ -36,7 +42,25 @@ from typing import TYPE_CHECKING, Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-from pyspark.sql.types import ArrayType, DataType, DecimalType, MapType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    BinaryType,
+    BooleanType,
+    ByteType,
+    DataType,
+    DateType,
+    DecimalType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    ShortType,
+    StringType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from .errors import SchemaError, SchemaParseError, did_you_mean
 from .schema_arrow import check_unique_names, from_arrow_schema, from_arrow_type, to_arrow_schema, to_arrow_type
@@ -53,6 +77,7 @@ if TYPE_CHECKING:
     from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 __all__ = [
+    "MYSQL_TYPE_NAMES",
     "from_arrow_schema",
     "from_arrow_type",
     "parse_schema",
@@ -68,7 +93,8 @@ def parse_schema(spec: str | StructType) -> StructType:
     """Turn any schema form a user may write into a ``StructType``.
 
     Args:
-        spec: A ``StructType``, Spark JSON, Byzer DSL (``st(field(...))``) or DDL text.
+        spec: A ``StructType``, Spark JSON, Byzer DSL (``st(field(...))``), DDL text or
+            MySQL's ``CREATE TABLE ...``.
 
     Returns:
         The schema as a ``StructType``.
@@ -86,10 +112,21 @@ def parse_schema(spec: str | StructType) -> StructType:
         raise SchemaParseError("schema is empty", spec, 0)
     if spec.lstrip().startswith("{"):
         struct = _parse_json(spec)
+    elif _is_dsl(spec):
+        struct = _parse_text(spec, "dsl")
+    elif _MYSQL_START.match(spec):
+        # A pasted statement may end in ';': blanked, so positions stay those of the text.
+        trimmed = spec.rstrip()
+        blanked = trimmed[:-1] + " " + spec[len(trimmed) :] if trimmed.endswith(";") else spec
+        struct = _parse_text(blanked, "mysql", spec)
     else:
-        struct = _parse_text(spec, "dsl" if _is_dsl(spec) else "ddl")
+        struct = _parse_text(spec, "ddl")
     check_unique_names(struct)
     return struct
+
+
+# MySQL's form starts so; a DDL schema cannot (its first column's type would be "table").
+_MYSQL_START = re.compile(r"\s*create\s+(temporary\s+)?table\b", re.IGNORECASE)
 
 
 def _is_dsl(text: str) -> bool:
@@ -115,13 +152,14 @@ def _parse_json(text: str) -> StructType:
 # --------------------------------------------------------------------------- DSL and DDL
 
 
-def _parse_text(text: str, start: str) -> StructType:
+def _parse_text(text: str, start: str, shown: str | None = None) -> StructType:
+    """Parse ``text`` from rule ``start``; errors quote ``shown`` (the text as the user wrote it)."""
     try:
         struct = _lark().parse(text, start=start)
     except _Fault as fault:
-        raise SchemaParseError(fault.description, text, fault.position) from None
+        raise SchemaParseError(fault.description, shown or text, fault.position) from None
     except UnexpectedInput as error:
-        raise _syntax_error(text, error) from None
+        raise _syntax_error(shown or text, error) from None
     assert isinstance(struct, StructType)
     return struct
 
@@ -150,7 +188,7 @@ def _lark() -> Lark:
         rel_to=__file__,
         parser="lalr",
         lexer="contextual",
-        start=["dsl", "ddl"],
+        start=["dsl", "ddl", "mysql"],
         transformer=_ToSparkTypes(),
         postlex=_QuotesEverywhere(),
     )
@@ -231,11 +269,86 @@ class _ToSparkTypes(Transformer[Token, Any]):
     def varchar(self, length: Token) -> StringType:
         return StringType()
 
+    def mysql(self, *entries: StructField | None) -> StructType:
+        return StructType([entry for entry in entries if entry is not None])
+
+    def mysql_column(self, name: str, data_type: DataType, *options: tuple[str, str] | None) -> StructField:
+        return self.ddl_field(name, data_type, *(option for option in options if option is not None))
+
+    def mysql_name(self, token: Token) -> str:
+        return self.name(token)
+
+    def mysql_not_null(self) -> tuple[str, str]:
+        return self.not_null()
+
+    def mysql_comment(self, text: Token) -> tuple[str, str]:
+        return self.comment(text)
+
+    def mysql_type(self, name: Token, *rest: Token) -> DataType:
+        unsigned = any(token.type == "UNSIGNED" for token in rest)
+        return _mysql_type(name, [token for token in rest if token.type != "UNSIGNED"], unsigned)
+
+    def _nothing(self, *_parts: Any) -> None:
+        return None
+
+    mysql_index = mysql_ignored = mysql_table_option = _nothing
+
     def array(self, element: DataType) -> ArrayType:
         return ArrayType(element, True)
 
     def map(self, key: DataType, value: DataType) -> MapType:
         return MapType(key, value, True)
+
+
+# MySQL type names -> (Spark type, Spark type when UNSIGNED): an unsigned integer needs
+# the next wider type, as Spark's own JDBC reader maps them. DECIMAL, FLOAT and BIT look
+# at their arguments (_mysql_type); ENUM and SET take quoted values and are strings.
+MYSQL_TYPE_NAMES: dict[str, tuple[DataType, DataType]] = {
+    "tinyint": (ByteType(), ShortType()), "smallint": (ShortType(), IntegerType()),
+    "mediumint": (IntegerType(), IntegerType()), "int": (IntegerType(), LongType()),
+    "integer": (IntegerType(), LongType()), "bigint": (LongType(), DecimalType(20, 0)),
+    "bool": (BooleanType(), BooleanType()), "boolean": (BooleanType(), BooleanType()),
+    "bit": (BooleanType(), BooleanType()),
+    "float": (FloatType(), FloatType()), "double": (DoubleType(), DoubleType()), "real": (DoubleType(), DoubleType()),
+    "decimal": (DecimalType(10, 0), DecimalType(10, 0)), "dec": (DecimalType(10, 0), DecimalType(10, 0)),
+    "numeric": (DecimalType(10, 0), DecimalType(10, 0)), "fixed": (DecimalType(10, 0), DecimalType(10, 0)),
+    "char": (StringType(), StringType()), "varchar": (StringType(), StringType()),
+    "tinytext": (StringType(), StringType()), "text": (StringType(), StringType()),
+    "mediumtext": (StringType(), StringType()), "longtext": (StringType(), StringType()),
+    "enum": (StringType(), StringType()), "set": (StringType(), StringType()), "json": (StringType(), StringType()),
+    "binary": (BinaryType(), BinaryType()), "varbinary": (BinaryType(), BinaryType()),
+    "tinyblob": (BinaryType(), BinaryType()), "blob": (BinaryType(), BinaryType()),
+    "mediumblob": (BinaryType(), BinaryType()), "longblob": (BinaryType(), BinaryType()),
+    "date": (DateType(), DateType()), "datetime": (TimestampType(), TimestampType()),
+    "timestamp": (TimestampType(), TimestampType()), "time": (StringType(), StringType()),
+    "year": (IntegerType(), IntegerType()),
+}  # fmt: skip
+_MYSQL_DECIMALS = ("decimal", "dec", "numeric", "fixed")
+_MYSQL_QUOTED_ARGUMENTS = ("enum", "set")
+
+
+def _mysql_type(name: Token, arguments: list[Token], unsigned: bool) -> DataType:
+    """A MySQL column type as a Spark type; its arguments matter only for DECIMAL, FLOAT and BIT."""
+    key = name.lower()
+    if key not in MYSQL_TYPE_NAMES:
+        hint = did_you_mean(key, list(MYSQL_TYPE_NAMES)).replace(" Did", "; did", 1)
+        raise _Fault(f"unknown MySQL type '{name}'{hint}", _position(name))
+    quoted = [token for token in arguments if token.type == "STRING"]
+    if quoted and key not in _MYSQL_QUOTED_ARGUMENTS:
+        raise _Fault(f"only ENUM and SET take quoted values, not {name.upper()}", _position(quoted[0]))
+    numbers = [token for token in arguments if token.type == "NUMBER"]
+    if key in _MYSQL_QUOTED_ARGUMENTS and numbers:
+        raise _Fault(f"{name.upper()} takes quoted values ('a', 'b'), not numbers", _position(numbers[0]))
+    if key in _MYSQL_DECIMALS:
+        if len(numbers) > 2:
+            raise _Fault(f"{name.upper()} takes (precision) or (precision, scale)", _position(numbers[2]))
+        return _ToSparkTypes().decimal(*numbers)
+    if key == "float" and numbers and int(numbers[0]) > 24:  # MySQL: FLOAT(p) with p > 24 is a DOUBLE
+        return DoubleType()
+    if key == "bit" and numbers and int(numbers[0]) > 1:  # BIT(n) holds n bits: a number, not a flag
+        return LongType()
+    signed, wider = MYSQL_TYPE_NAMES[key]
+    return wider if unsigned else signed
 
 
 def _primitive(token: Token, names: dict[str, type[DataType]], other_types: tuple[str, ...]) -> DataType:
@@ -307,6 +420,12 @@ def _pending_fault(parser: InteractiveParser) -> _Fault | None:
 def _expectation(expected: set[str], found: str) -> str:
     if expected == {"$END"}:
         return f"unexpected {found} after the end of the schema"
+    if "_AUTO_INCREMENT" in expected:  # MySQL, after a column's type
+        return f"expected ',' or ')' after the column (or NOT NULL, DEFAULT, COMMENT, ...) but found {found}"
+    if "_CHARSET" in expected and "_DEFAULT" in expected:  # MySQL, after the column list
+        return f"expected a table option (ENGINE=...) or end of schema but found {found}"
+    if {"NAME", "NUMBER", "STRING"} <= expected:  # MySQL, a table option's value
+        return f"expected a value but found {found}"
     if "_NULL" in expected:
         return f"expected NULL after NOT but found {found}"
     if "TYPE_NAME" in expected:

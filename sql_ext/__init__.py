@@ -4,7 +4,9 @@ People who used Byzer write scripts; people who use Spark write SQL. Both
 reach ``ray_transform`` without a line of PySpark:
 
 * ``run_script(spark, text)`` runs a script (``set``, ``load``, ``select``,
-  ``save``, ``!python conf``, ``!ray on``, ``run command as Ray``, ``!desc``);
+  ``save``, ``!python conf``, ``!ray on``, ``run command as Ray``, ``!desc``,
+  ``include``, ``register``, ``!if``/``!fi`` and Byzer's other ``!`` commands)
+  or a Byzer Notebook Python cell;
 * ``spark-ray run SCRIPT`` does the same from a shell, and
   ``spark-submit sql_ext/__main__.py run SCRIPT`` on a cluster;
 * ``register(spark)`` adds the table function

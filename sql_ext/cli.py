@@ -8,7 +8,11 @@ not a Spark start-up. Then a SparkSession is built (``local[*]`` unless
 up), the statements run with a progress line on stderr, and the tables the
 script marks for display (each ``select ... as output``, else its last table)
 are printed to stdout. Several scripts run in one session, in order, so the
-``!python conf`` settings of one stay in force for the next.
+``!python conf`` settings of one stay in force for the next and the tables one
+makes are there for the next, as a notebook's cells: a ``.py`` file is a Byzer
+Notebook Python cell (``#%python`` first, see notebook.py). Project paths
+(``include project.`...```, ``!pyInclude project ...``) are relative to each
+script's own folder.
 
 Exit status: 0 on success, 1 when a script fails (the message names the line,
 column and statement; no Python traceback), 2 on a usage error.
@@ -29,6 +33,7 @@ from spark_ray.conf import SPARK_CONF_PREFIX, canonical_name
 from spark_ray.errors import SparkRayError
 
 from .errors import ScriptError
+from .notebook import is_python_cell
 from .runner import check_script
 
 PROG = "spark-ray"
@@ -101,7 +106,8 @@ def _run(
             session.out = ProgressWriter(progress)
             for path, text in scripts:
                 try:
-                    result = session.run(text, variables, on_statement=progress.statement)
+                    base_dir = None if path == "-" else os.path.dirname(os.path.abspath(path))
+                    result = session.run(text, variables, on_statement=progress.statement, base_dir=base_dir)
                     progress.done()
                     for shown in result.shown if args.show > 0 else []:
                         progress.phase(f"show {shown.name}")
@@ -186,6 +192,11 @@ def _read(path: str) -> str:
 
 def _parse(path: str, text: str) -> None:
     """Parse and check now, before Spark starts: a typo should cost a second, not a JVM start-up."""
+    if path.endswith(".py") and not is_python_cell(text):
+        raise SparkRayError(
+            f"{path} is Python but not a Byzer Notebook Python cell: start it with the line #%python "
+            "(then #%input=TABLE, #%output=TABLE, #%schema=..., ... lines) to run it as one"
+        )
     try:
         check_script(text)
     except ScriptError as error:

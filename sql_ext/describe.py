@@ -1,4 +1,4 @@
-"""``!desc T``: a table's schema, readable or in a form ``schema=`` accepts.
+"""``!desc T``: a table's schema, readable or in a form ``schema=`` accepts; and ``!show``'s tables.
 
 ``!desc T json`` prints ``StructType.json()``, which ``!python conf '''schema=...'''``
 and ``ray_transform(schema=...)`` take back unchanged; ``st`` prints Byzer's
@@ -13,6 +13,9 @@ Example:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql.types import StructType
 
@@ -36,3 +39,18 @@ def describe_schema(schema: StructType, style: str | None) -> str:
     if style in ("ddl", "string"):
         return type_string(schema, "ddl")
     return readable(schema)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as aligned text columns under a header, as ``!show`` prints them.
+
+    Example:
+        >>> print(text_table(("name", "kind"), [("t", "view"), ("orders", "table")]))
+        name    kind
+        t       view
+        orders  table
+    """
+    table = [list(header), *map(list, rows)]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    lines = ["  ".join(f"{str(cell):<{width}}" for cell, width in zip(row, widths)).rstrip() for row in table]
+    return "\n".join(lines)

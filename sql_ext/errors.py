@@ -25,6 +25,8 @@ class ScriptError(SparkRayError):
         source_line: the whole script line the fragment starts on.
         statement_line, statement_column: where the statement starts.
         statement_head: the statement's first line (shortened), quoted in messages.
+        path: the file the text comes from, when it is not the script being run
+            (an included file, a Python file): the message starts with it.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class ScriptError(SparkRayError):
         statement_line: int,
         statement_column: int,
         statement_head: str,
+        path: str | None = None,
     ) -> None:
         self.description = description
         self.line = line
@@ -47,6 +50,7 @@ class ScriptError(SparkRayError):
         self.statement_line = statement_line
         self.statement_column = statement_column
         self.statement_head = statement_head
+        self.path = path
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -56,8 +60,9 @@ class ScriptError(SparkRayError):
         indent = "".join("\t" if ch == "\t" else " " * _width(ch) for ch in self.source_line[: self.column - 1])
         number = str(self.line)
         headline, _, details = self.description.partition("\n")
+        where = f"{self.path}: " if self.path else ""
         message = (
-            f"line {self.line}, column {self.column}: {headline}\n"
+            f"{where}line {self.line}, column {self.column}: {headline}\n"
             f"  in the statement at line {self.statement_line}, column {self.statement_column}: "
             f"{self.statement_head}\n"
             f"  {number} | {self.source_line}\n"
@@ -103,7 +108,13 @@ def statement_head(text: str) -> str:
 
 
 def script_error(
-    script: str, start: int, end: int, description: str, statement_start: int, statement_end: int | None = None
+    script: str,
+    start: int,
+    end: int,
+    description: str,
+    statement_start: int,
+    statement_end: int | None = None,
+    path: str | None = None,
 ) -> ScriptError:
     """A ScriptError for the characters ``script[start:end]`` of the statement starting at ``statement_start``."""
     line, column = line_and_column(script, start)
@@ -119,4 +130,5 @@ def script_error(
         statement_line=statement_line,
         statement_column=statement_column,
         statement_head=statement_head(script[statement_start : len(script) if statement_end == -1 else statement_end]),
+        path=path,
     )

@@ -23,14 +23,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from spark_ray.errors import did_you_mean
 
+from . import commands
 from .errors import ScriptError, line_and_column, script_error
 from .statements import (
+    Command,
     Describe,
+    Include,
     Load,
     Option,
     Part,
     PythonSetting,
     RayOn,
+    Register,
     RunCommand,
     Save,
     Select,
@@ -39,13 +43,17 @@ from .statements import (
     Statement,
 )
 
-__all__ = ["DESC_STYLES", "SAVE_MODES", "choose", "parse_script"]
+__all__ = ["DESC_STYLES", "INCLUDE_KINDS", "SAVE_MODES", "choose", "parse_script"]
 
 SAVE_MODES = ("overwrite", "append", "errorIfExists", "ignore")
 SETTING_SCOPES = ("conf", "env")
 # !desc T [style]: None is a readable table; the others print a schema= form.
 DESC_STYLES = ("json", "st", "ddl", "string")
 RAY_ETS = ("Ray",)
+# include KIND.`path`: spark-ray includes files of the project. Byzer's lib. and local. need its library
+# manager: they parse, so that a library branch of an !if that is not taken does no harm, and fail if run.
+INCLUDE_KINDS = ("project", "lib", "local")
+_QUOTED_TOKENS = ("TRIPLE_STRING", "DQ_STRING", "SQ_STRING", "BACKQUOTED")
 
 # How parse errors name what was expected, by terminal.
 _EXPECTED_NAMES = {
@@ -65,8 +73,10 @@ _EXPECTED_NAMES = {
     "AND": "and",
     "OPTIONS": "options",
 }
-_STATEMENT_STARTS = ("SET", "LOAD", "SELECT", "SAVE", "RUN", "PYTHON_CMD", "RAY_CMD", "DESC_CMD")
-_STATEMENT_WORDS = ("set", "load", "select", "save", "run", "!python", "!ray", "!desc")
+_STATEMENT_STARTS = (
+    "SET", "LOAD", "SELECT", "SAVE", "RUN", "INCLUDE", "REGISTER", "PYTHON_CMD", "RAY_CMD", "DESC_CMD",
+)  # fmt: skip
+_STATEMENT_WORDS = ("set", "load", "select", "save", "run", "include", "register", "!python", "!ray", "!desc")
 # Keywords that start a statement; seen at the start of a line inside a select, a ';' is missing.
 _SUSPICIOUS_IN_SELECT = ("SET", "LOAD", "SAVE", "RUN")
 _UNCLOSED = {
@@ -285,6 +295,50 @@ class _ToStatements(Transformer[Token, Any]):
             written = self._part(children[2])
             style = Part(self._choice(written, DESC_STYLES, "!desc style", meta), written.span)
         return Describe(**self._statement_fields(meta), table=children[1], style=style)
+
+    @v_args(meta=True)
+    def include_stmt(self, meta: Any, children: list[Any]) -> Include:
+        written = self._part(children[1])
+        kind = Part(self._choice(written, INCLUDE_KINDS, "include kind", meta), written.span)
+        options = children[4] if len(children) > 4 else ()
+        return Include(**self._statement_fields(meta), kind=kind, path=children[3], options=options)
+
+    @v_args(meta=True)
+    def register_stmt(self, meta: Any, children: list[Any]) -> Register:
+        written = self._part(children[1])
+        what = "ET (spark-ray registers `register Ray.`` as NAME where code='''...''' and schema=\"...\"`)"
+        et = Part(self._choice(written, RAY_ETS, what, meta), written.span)
+        options = children[6] if len(children) > 6 else ()
+        return Register(**self._statement_fields(meta), et=et, path=children[3], name=children[5], options=options)
+
+    @v_args(meta=True)
+    def command_stmt(self, meta: Any, children: list[Token]) -> Statement:
+        bang = children[0]
+        # The name without its "!", underlined with it: errors about the command point at "!name".
+        name = Part(str(bang)[1:], self._span(bang.start_pos or 0, bang.end_pos or 0))
+        command = Command(**self._statement_fields(meta), name=name, args=tuple(self._command_args(children[1:])))
+        return commands.build(command, lambda part, message: self._error(part, message, meta))
+
+    def _command_args(self, tokens: list[Token]) -> Iterator[Part]:
+        """Arguments as Byzer splits them: at white space; a quoted string is one argument."""
+        group: list[Token] = []
+        for token in tokens:
+            if token.type in _QUOTED_TOKENS:
+                if group:
+                    yield self._joined(group)
+                    group = []
+                yield self._part(token)
+                continue
+            if group and token.start_pos != group[-1].end_pos:
+                yield self._joined(group)
+                group = []
+            group.append(token)
+        if group:
+            yield self._joined(group)
+
+    def _joined(self, tokens: list[Token]) -> Part:
+        start, end = tokens[0].start_pos or 0, tokens[-1].end_pos or 0
+        return Part(self.text[start:end], self._span(start, end))
 
 
 # ----------------------------------------------------------------- syntax errors

@@ -137,3 +137,140 @@ class Describe(Statement):
 
     table: Part
     style: Part | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Include(Statement):
+    """``include project.`PATH`;``: run another script file here, as if its text stood in its place.
+
+    ``kind`` is ``project``, or Byzer's ``lib``/``local`` (its library manager), refused when they run.
+    """
+
+    kind: Part
+    path: Part
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Register(Statement):
+    """``register Ray.`` as NAME where code='''...''' [and schema="..."] [and k="v" ...];``"""
+
+    et: Part
+    path: Part
+    name: Part
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command(Statement):
+    """A ``!`` command other than ``!python``, ``!ray`` and ``!desc``: its name (without ``!``) and arguments.
+
+    Arguments are split as Byzer splits them: at white space, a quoted string
+    being one argument whatever it holds (its quotes removed, ``quoted`` set).
+    ``name``'s span covers the ``!`` too, so errors underline ``!name``. The
+    parser turns a known command into one of the statements below.
+    """
+
+    name: Part
+    args: tuple[Part, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Repartition(Statement):
+    """``!tableRepartition _ -i TABLE -num N -o OUT [-cols a,b] [-type hash|range] [-shuffle false];``"""
+
+    table: Part
+    partitions: Part
+    output: Part
+    columns: Part | None = None
+    kind: Part | None = None
+    shuffle: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmptyTable(Statement):
+    """``!emptyTable;`` (show nothing at the end), or ``!emptyTable _ -i T -o OUT;`` / ``!emptyTable T named OUT;``."""
+
+    table: Part | None = None
+    output: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CacheTable(Statement):
+    """``!cache TABLE [script|session|application];`` (lifetime None: script)."""
+
+    table: Part
+    lifetime: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UncacheTable(Statement):
+    """``!unCache TABLE;`` (also ``!uncache``)."""
+
+    table: Part
+
+
+@dataclass(frozen=True, kw_only=True)
+class Show(Statement):
+    """``!show tables [from DB];``, ``!show functions;``, ``!show "function/NAME";``, ``!show commands;``, ``!show version;``."""
+
+    topic: str
+    argument: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Branch(Statement):
+    """``!if '''COND''';``, ``!elif '''COND''';``, ``!then;``, ``!else;``, ``!fi;``: ``word`` says which.
+
+    ``condition`` is set for ``if`` and ``elif``.
+    """
+
+    word: str
+    condition: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Println(Statement):
+    """``!println "text";``: prints the text, with ``${name}`` substituted."""
+
+    text: Part
+
+
+@dataclass(frozen=True, kw_only=True)
+class PyInclude(Statement):
+    """``!pyInclude project 'PATH.py' named T;``: table T holds the file's text, for ``code='''py.T'''``.
+
+    ``scope`` is ``project`` or Byzer's ``local`` (a library module), which is refused when it runs.
+    """
+
+    scope: Part
+    path: Part
+    table: Part
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunScriptText(Statement):
+    """``!runScript '''SCRIPT''' [named T];``: run the text as a script here; T names the last table it made."""
+
+    script: Part
+    table: Part | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LastTableName(Statement):
+    """``!lastTableName;``: sets ``${__last_table_name__}`` to the name of the table made last."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonCell(Statement):
+    """A Byzer Notebook Python cell: ``#%key=value`` header lines, then Python code.
+
+    ``settings`` are the header lines (``input``, ``output``, ``schema``, ``runIn``,
+    ``dataMode``/``mode``, ``cache``, ``env``, ...) and ``code`` the whole text,
+    header lines included (they are Python comments), so that a line number of
+    the code is the line number in the file.
+    """
+
+    kind: Part
+    settings: tuple[Option, ...]
+    code: Part

@@ -136,3 +136,18 @@ ray_context.foreach(lambda row: {"id": row["id"]})
 """
     out = ray_transform(seed_table, code, "id long", run_in="driver")
     assert sorted(r.id for r in out.collect()) == [9, 10, 11, 12, 13, 14]
+
+
+@pytest.mark.parametrize(
+    "call, address",
+    [
+        ('RayContext.connect(globals(), "127.0.0.1:10001")', "127.0.0.1:10001"),
+        ('RayContext.connect(context, address="local")', "local"),
+        ('RayContext.connect(globals(), url="127.0.0.1:10001")', "127.0.0.1:10001"),
+        ("RayContext.connect(context, None)", None),
+    ],
+)
+def test_the_address_a_model_code_string_connects_to_is_read_from_its_source(call, address):
+    from spark_ray.code_string import requested_address_in
+
+    assert requested_address_in(f"from pyjava.api.mlsql import RayContext\nrc = {call}\n") == address

@@ -1,0 +1,189 @@
+"""Named SQL table functions with a fixed schema, at DataFrame speed.
+
+``register_function(spark, "tag_rows", code, "id long, tag string")`` makes
+``SELECT * FROM tag_rows(TABLE(t))`` run ``code`` on Ray over ``t``. Unlike
+the generic ``ray_transform`` table function, whose schema is an argument of
+each query and so needs ``analyze`` (and with it Spark's row-at-a-time
+protocol), a registered function knows its schema when it is registered. That
+lets it use pyspark's vectorized ``arrow_udtf`` (pyspark 4.1+): Arrow batches in
+and out, the same ``ShardStream`` as the other paths, no Python object per
+value. ``arrow_udtf`` cannot have ``analyze`` yet (SPARK-53286), which is why
+the generic function cannot use it. On a pyspark without ``arrow_udtf`` the
+function falls back to the row protocol, with one warning.
+
+Everything is fixed at registration: the code, the schema, the options and the
+Ray to use (the driver connects now). Register again to change any of them.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
+from pyspark.sql.udtf import UserDefinedTableFunction
+
+from .cluster import RaySpec, ensure_driver_ray
+from .code_string import user_function
+from .conf import RayTransformConf, resolve_conf
+from .convert import ROWS_PER_CHUNK
+from .errors import ConfigError, InternalError
+from .jobs import new_job_id
+from .schema import parse_schema
+from .table_function import RowBatcher, ShardStream, program_blob, shard_stream
+
+
+@dataclass(frozen=True)
+class RegisteredFunction:
+    """What one ``register_function`` call registered, for listings (a script's ``!show functions``).
+
+    Attributes:
+        name: the SQL name.
+        schema: the output schema.
+        code_label: how errors name the code ("function tag (<file>, line 3)").
+        options: the options given at registration (not the resolved defaults).
+        protocol: "arrow" (vectorized) or "rows" (the fallback).
+    """
+
+    name: str
+    schema: StructType
+    code_label: str
+    options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "arrow"
+
+
+_REGISTERED: weakref.WeakKeyDictionary[Any, dict[str, RegisteredFunction]] = weakref.WeakKeyDictionary()
+_WARNED_FALLBACK: list[bool] = []
+
+
+def registered_functions(spark: SparkSession) -> list[RegisteredFunction]:
+    """The functions ``register_function`` registered in this session, by name."""
+    return [entry for _, entry in sorted(_REGISTERED.get(spark, {}).items())]
+
+
+def register_function(
+    spark: SparkSession,
+    name: str,
+    code: Callable[..., Any] | str,
+    schema: str | StructType | None = None,
+    **options: Any,
+) -> UserDefinedTableFunction:
+    """Register ``code`` as the SQL table function ``name``: ``SELECT * FROM name(TABLE(t))``.
+
+    Args:
+        spark: the session to register in.
+        name: the SQL name of the function.
+        code: a callable (see ``kind``) or a pyjava-style code string, as ``ray_transform`` takes.
+        schema: the output schema (any form ``ray_transform`` takes); None takes the session's
+            ``schema`` option.
+        **options: ``ray_transform`` options fixed for every query (``kind="arrow"``,
+            ``num_cpus=2``, ``ray_address=...``). ``mode="model"`` and ``run_in="driver"``
+            are not available here: use ``ray_transform`` for those.
+
+    Returns:
+        The registered function (callable from Python too: ``fn(df.asTable())``).
+
+    Raises:
+        ConfigError: an option cannot apply to a table function, or no schema was given.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ConfigError(f"a registered function needs a SQL name made of letters, digits and _, got {name!r}")
+    conf = resolve_conf(spark, options)
+    if conf.mode != "data":
+        raise ConfigError(f"registered functions run dataMode=data only; got mode={conf.mode!r} (use ray_transform)")
+    if conf.run_in != "executor":
+        raise ConfigError(
+            "registered functions run in the executors; run_in='driver' is for ray_transform(df, ...) "
+            "or the generic ray_transform table function"
+        )
+    if schema is None:
+        if conf.schema is None:
+            raise ConfigError(f"register_function({name!r}, ...) needs a schema, or the session's schema option")
+        schema = conf.schema
+    struct = parse_schema(schema)
+    user, conf = user_function(code, conf)
+    ray_spec = ensure_driver_ray(conf) if conf.uses_ray else None
+    job_id = new_job_id()
+    function, protocol = _vectorized(job_id, program_blob(user, struct, conf), struct, conf, ray_spec)
+    spark.udtf.register(name, function)
+    entry = RegisteredFunction(name, struct, user.label, dict(options), protocol)
+    _REGISTERED.setdefault(spark, {})[name] = entry
+    return function
+
+
+def _vectorized(
+    job_id: str, blob: bytes, struct: StructType, conf: RayTransformConf, ray_spec: RaySpec | None
+) -> tuple[UserDefinedTableFunction, str]:
+    """The arrow_udtf of this function, or the row-protocol fallback on an older pyspark."""
+    import pyspark.sql.functions
+
+    arrow_udtf = getattr(pyspark.sql.functions, "arrow_udtf", None)
+    if arrow_udtf is None:
+        if not _WARNED_FALLBACK:
+            _WARNED_FALLBACK.append(True)
+            warnings.warn(
+                "this pyspark has no arrow_udtf (pyspark 4.1+): registered functions use the slower row protocol",
+                stacklevel=3,
+            )
+        from pyspark.sql.functions import udtf
+
+        function = udtf(_row_handler(job_id, blob, conf, ray_spec), returnType=struct, useArrow=False)
+        protocol = "rows"
+    else:
+        function = arrow_udtf(_arrow_handler(job_id, blob, conf, ray_spec), returnType=struct)
+        protocol = "arrow"
+    if not isinstance(function, UserDefinedTableFunction):
+        raise InternalError(f"pyspark returned {type(function).__name__} for a table function")
+    return function, protocol
+
+
+def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: RaySpec | None) -> type:
+    """The handler class, its settings baked in by closure (cloudpickle ships it to the workers)."""
+
+    class RegisteredArrowFunction:
+        def __init__(self) -> None:
+            self.stream: ShardStream | None = None
+
+        def eval(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
+            if self.stream is None:
+                self.stream = shard_stream(job_id, blob, conf, ray_spec)
+            yield from self.stream.push(batch)
+
+        def terminate(self) -> Iterator[pa.Table]:
+            if self.stream is not None:
+                yield from self.stream.finish()
+
+    return RegisteredArrowFunction
+
+
+def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: RaySpec | None) -> type:
+    """The fallback handler: rows in, rows out, the same ShardStream in between."""
+
+    class RegisteredRowFunction:
+        def __init__(self) -> None:
+            self.stream: ShardStream | None = None
+            self.batcher: RowBatcher | None = None
+
+        def eval(self, row: Any) -> Iterator[tuple[Any, ...]]:
+            if self.stream is None or self.batcher is None:
+                self.stream = shard_stream(job_id, blob, conf, ray_spec)
+                # Without analyze the input's Spark types are unknown here: Arrow infers them from the values.
+                self.batcher = RowBatcher(None, min(ROWS_PER_CHUNK, conf.batch_rows))
+            batch = self.batcher.add(row)
+            if batch is not None:
+                yield from RowBatcher.rows_of(self.stream.push(batch))
+
+        def terminate(self) -> Iterator[tuple[Any, ...]]:
+            if self.stream is None or self.batcher is None:
+                return
+            last = self.batcher.take()
+            if last is not None:
+                yield from RowBatcher.rows_of(self.stream.push(last))
+            yield from RowBatcher.rows_of(self.stream.finish())
+
+    return RegisteredRowFunction

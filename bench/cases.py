@@ -290,6 +290,12 @@ class Case:
     subprocess: bool = False
 
 
+def _sql_cases() -> list[Case]:
+    from sql_cases import SQL_CASES  # it builds on this module's Case, so it is read after CASES exists
+
+    return SQL_CASES
+
+
 CASES: list[Case] = [
     Case("spark_native", "Spark mapInArrow identity (the floor)", spark_native, baseline=None, ray_cpus=None),
     Case(
@@ -359,6 +365,16 @@ CASES: list[Case] = [
         subprocess=True,
     ),
 ]
+CASES += _sql_cases()
+
+
+def _workload_cases() -> list[Case]:
+    from workload_cases import WORKLOAD_CASES  # built on this module's Case, like the SQL cases
+
+    return WORKLOAD_CASES
+
+
+CASES += _workload_cases()
 CASES_BY_NAME = {case.name: case for case in CASES}
 
 

@@ -270,9 +270,16 @@ def _release(df: Any) -> None:
         pass
 
 
-def run_subprocess_cases(args: argparse.Namespace, progress: Progress, results: list[Result]) -> None:
-    """tiny_cold and driver_rss: each measurement in fresh child processes, appended to ``results``."""
+def run_subprocess_cases(
+    args: argparse.Namespace, progress: Progress, results: list[Result], facts: dict[str, Any] | None = None
+) -> None:
+    """tiny_cold, driver_rss and the workload children: each measurement in fresh child processes,
+    appended to ``results``."""
     names = {case.name for case in args.cases if case.subprocess}
+    if "cpu_local1" in names:
+        results.extend(_cpu_local1_results(args, progress, facts if facts is not None else {}))
+    if "to_ray_dataset" in names:
+        results.extend(_dataset_results(args, progress))
     if "tiny_cold" in names:
         from cold_start import measure_cold_start
 
@@ -281,6 +288,89 @@ def run_subprocess_cases(args: argparse.Namespace, progress: Progress, results: 
         from driver_memory import measure_driver_rss
 
         results.extend(_rss_results(lambda: measure_driver_rss(args.sizes, args.driver_memory, progress), progress))
+
+
+def _cpu_local1_results(args: argparse.Namespace, progress: Progress, facts: dict[str, Any]) -> list[Result]:
+    """cpu_local1: native and Ray medians per size, from one local[1] child per size."""
+    from workload_cases import measure_cpu_local1
+
+    case = CASES_BY_NAME["cpu_local1"]
+    if "calibration" not in facts:
+        spin, check_ms = calibrate_spin()
+        facts["calibration"] = {"spin_iterations_per_1000_rows": spin, "measured_ms_per_1000_rows": round(check_ms, 3)}
+    spin = facts["calibration"]["spin_iterations_per_1000_rows"]
+    try:
+        measured = measure_cpu_local1(args.sizes, spin, args.repeat, args.warmup, args.driver_memory, progress)
+    except (ChildError, OSError, KeyError, ValueError) as error:
+        progress(f"cpu_local1: FAILED ({error})")
+        return [Result("cpu_local1", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
+    results = []
+    for m in measured:
+        results.append(
+            Result(
+                "cpu_local1_native",
+                m["rows"],
+                median_s=m["native_s"],
+                runs_s=m["native_runs_s"],
+                warmups_s=m["native_warmups_s"],
+                what="Spark local[1]: the CPU-bound fn in mapInArrow (subprocess)",
+            )
+        )
+        results.append(
+            Result(
+                "cpu_local1",
+                m["rows"],
+                median_s=m["ray_s"],
+                runs_s=m["ray_runs_s"],
+                warmups_s=m["ray_warmups_s"],
+                baseline="cpu_local1_native",
+                target=case.target.text if case.target else None,
+                what=case.what,
+                note=_cpu_note(m),
+                extra={"native_cpu_s": m.get("native_cpu_s"), "ray_cpu_s": m.get("ray_cpu_s")},
+            )
+        )
+    return results
+
+
+def _cpu_note(measured: dict[str, Any]) -> str:
+    """CPU seconds of the process tree per run: what the work needed, beside the wall time it took."""
+    native, ray = measured.get("native_cpu_s"), measured.get("ray_cpu_s")
+    if not native or not ray:
+        return ""
+    return f"CPU s per run: native {statistics.median(native):.1f}, ray {statistics.median(ray):.1f}"
+
+
+def _dataset_results(args: argparse.Namespace, progress: Progress) -> list[Result]:
+    """to_ray_dataset: seconds and driver peak memory of both ways to a Ray Dataset, per size."""
+    from workload_cases import measure_datasets
+
+    case = CASES_BY_NAME["to_ray_dataset"]
+    try:
+        measured = measure_datasets(args.sizes, args.driver_memory, progress)
+    except (ChildError, OSError, KeyError, ValueError) as error:
+        progress(f"to_ray_dataset: FAILED ({error})")
+        return [Result("to_ray_dataset", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
+    results = []
+    for m in measured:
+        memory = (
+            f"driver peak RSS {m['peak_rss_mb']:.0f} MB (before {m['before_rss_mb']:.0f} MB), "
+            f"private {m['peak_private_mb']:.0f} MB (before {m['before_private_mb']:.0f} MB)"
+        )
+        spark_ray = m["method"] == "spark_ray"
+        results.append(
+            Result(
+                "to_ray_dataset" if spark_ray else "from_arrow_dataset",
+                m["rows"],
+                median_s=m["seconds"],
+                runs_s=[m["seconds"]],
+                baseline="from_arrow_dataset" if spark_ray else None,
+                what=case.what if spark_ray else "ray.data.from_arrow(df.toArrow()).materialize() (subprocess)",
+                note=memory,
+                extra=m,
+            )
+        )
+    return results
 
 
 def _cold_results(measure_fn: Callable[[], dict[str, Any]], progress: Progress) -> list[Result]:
@@ -415,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_in_process(args, progress, facts, results)
         Interrupt.check()
-        run_subprocess_cases(args, progress, results)
+        run_subprocess_cases(args, progress, results, facts)
     except KeyboardInterrupt:
         interrupted = True
         progress("interrupted: reporting what was measured so far")

@@ -13,12 +13,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .actor_pool import close_pools
     from .api import ray_transform
     from .cluster import shutdown
     from .conf import RayTransformConf, clear_session_conf, get_session_conf, set_session_conf
+    from .datasets import from_ray_dataset, to_ray_dataset
     from .errors import (
         ConfigError,
         DataServerError,
+        MemoryLimitError,
+        PoolError,
         RayConnectionError,
         ResultSchemaError,
         SchemaError,
@@ -26,11 +30,18 @@ if TYPE_CHECKING:
         SparkRayError,
         UserCodeError,
     )
+    from .registered_function import RegisteredFunction, register_function, registered_functions
     from .table_function import register
 
 _PUBLIC = {
     "ray_transform": "api",
+    "to_ray_dataset": "datasets",
+    "from_ray_dataset": "datasets",
+    "close_pools": "actor_pool",
     "register": "table_function",
+    "register_function": "registered_function",
+    "registered_functions": "registered_function",
+    "RegisteredFunction": "registered_function",
     "shutdown": "cluster",
     "RayTransformConf": "conf",
     "clear_session_conf": "conf",
@@ -38,6 +49,8 @@ _PUBLIC = {
     "set_session_conf": "conf",
     "ConfigError": "errors",
     "DataServerError": "errors",
+    "MemoryLimitError": "errors",
+    "PoolError": "errors",
     "RayConnectionError": "errors",
     "ResultSchemaError": "errors",
     "SchemaError": "errors",
@@ -48,7 +61,10 @@ _PUBLIC = {
 
 __all__ = [
     "ConfigError",
+    "RegisteredFunction",
     "DataServerError",
+    "MemoryLimitError",
+    "PoolError",
     "RayConnectionError",
     "RayTransformConf",
     "ResultSchemaError",
@@ -57,11 +73,16 @@ __all__ = [
     "SparkRayError",
     "UserCodeError",
     "clear_session_conf",
+    "close_pools",
+    "from_ray_dataset",
     "get_session_conf",
     "ray_transform",
     "register",
+    "register_function",
+    "registered_functions",
     "set_session_conf",
     "shutdown",
+    "to_ray_dataset",
 ]
 
 

@@ -50,12 +50,20 @@ def ray_transform(
             "driver" (the driver streams the table to Ray).
         **options: any field of :class:`spark_ray.conf.RayTransformConf`, e.g.
             ``kind="arrow"``, ``ray_address="ray://host:10001"``,
-            ``python_mode="python"``, ``batch_bytes=64 << 20``.
+            ``python_mode="python"``, ``batch_bytes=64 << 20``, Ray's
+            ``num_gpus=1`` or ``ray_remote_args={...}``, a callable class's
+            ``concurrency=(1, 4)`` and ``fn_constructor_kwargs={...}``, or a
+            memory cap ``py_executor_memory=2048`` (MB).
 
     Returns:
         A DataFrame with ``schema``. In executor mode it is lazy like any
         mapInArrow result; in driver mode the work runs now and the result is
         locally checkpointed.
+
+    A callable class (``code=Model``, or a class passed to ``foreach`` /
+    ``map_iter`` in a code string) runs in an actor pool shared by the whole
+    call: ``__init__`` once per actor, ``__call__`` once per row or batch as
+    ``kind`` says (see ``actor_pool`` for how long the pool lives).
 
     Example:
         out = ray_transform(df, lambda row: {"id": row["id"] * 2}, "id long")
@@ -83,18 +91,84 @@ def ray_transform(
 
 
 def _transform_data(df: DataFrame, struct: StructType, user: UserFunction, conf: RayTransformConf) -> DataFrame:
-    """Data mode: the shard program, pickled once, then the path that runs it."""
-    program = ShardProgram(user, to_arrow_schema(struct), env=conf.env_vars())
+    """Data mode: the shard program, pickled once, then the path that runs it (with the call's
+    actor pool when the code is a callable class)."""
+    _check_constructor_options(user, conf)
+    program = ShardProgram(
+        user,
+        to_arrow_schema(struct),
+        env=conf.env_vars(),
+        constructor_args=conf.fn_constructor_args or (),
+        constructor_kwargs=dict(conf.fn_constructor_kwargs or {}),
+        memory_limit_mb=conf.memory_limit_mb,
+        memory_limit_option="py_executor_memory" if conf.py_executor_memory is not None else "memory",
+    )
     program_blob = pickle_with_user_module(program, user.fn)
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
     job_id = new_job_id()
     label = user.short_name
+    pool = None
+    if ray_spec is not None:
+        if user.is_class:
+            from .actor_pool import open_pool
+
+            pool = open_pool(job_id, program_blob, conf, user.label)
+        else:
+            conf.ray_task_options()  # an unknown or conflicting Ray option fails here, not in a task
+    window = _window(df, conf, pool) if ray_spec is not None else None
     if conf.run_in == "driver" and ray_spec is not None:
         from .driver_path import run_on_driver
 
-        return run_on_driver(df, struct, job_id=job_id, program_blob=program_blob, conf=conf, label=label)
+        try:
+            return run_on_driver(
+                df, struct, job_id=job_id, program_blob=program_blob, conf=conf, label=label, window=window, pool=pool
+            )
+        finally:
+            if pool is not None:
+                from .actor_pool import close_pool
+
+                close_pool(pool)
     from .executor_path import run_in_executors
 
     return run_in_executors(
-        df, struct, job_id=job_id, program_blob=program_blob, ray_spec=ray_spec, conf=conf, label=label
+        df,
+        struct,
+        job_id=job_id,
+        program_blob=program_blob,
+        ray_spec=ray_spec,
+        conf=conf,
+        label=label,
+        window=window,
+        pool=pool,
     )
+
+
+def _check_constructor_options(user: UserFunction, conf: RayTransformConf) -> None:
+    if user.is_class:
+        return
+    given = [name for name in ("fn_constructor_args", "fn_constructor_kwargs") if getattr(conf, name) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} are for a callable class, but {user.label} is not a class")
+    if isinstance(conf.concurrency, tuple):
+        raise ConfigError(
+            f"concurrency={conf.concurrency} is a pool size range, for a callable class; for {user.label} "
+            "give an int (Ray tasks in flight per Spark partition)"
+        )
+
+
+def _window(df: DataFrame, conf: RayTransformConf, pool: Any) -> int:
+    """Shards in flight per Spark partition: as given (``concurrency`` for a function), else enough
+    for the partitions Spark runs at once to keep the Ray CPUs, or the pool, busy."""
+    import ray
+
+    from .ray_options import resource_shape
+    from .shard_sizing import window_for
+
+    slots = df.sparkSession.sparkContext.defaultParallelism
+    if pool is not None:
+        return window_for(slots, pool.call_slots)
+    if isinstance(conf.concurrency, int):
+        return conf.concurrency
+    shape = resource_shape(conf.ray_task_options())
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return window_for(slots, cpus / shape["CPU"] if shape.get("CPU") else float("inf"))

@@ -14,7 +14,9 @@ import atexit
 import logging
 import os
 import socket
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,6 +219,40 @@ def _shutdown_owned() -> None:
         _Connection.owned = False
         _Connection.spec = None
         _Connection.asked = None
+        _DRIVER_ACTORS.clear()
+
+
+# Handles of the long-lived actors this driver owns (pool registry, block keepers), by (Ray session, name):
+# Ray collects an actor, named or not, once no handle to it is left, so the driver must hold one.
+_DRIVER_ACTORS: dict[tuple[str, str], Any] = {}
+
+
+def driver_actor(name: str, create: Callable[[], Any]) -> Any:
+    """The named actor ``name`` of this driver, made by ``create`` the first time in this Ray session
+    and kept alive (by holding its handle) until the connection ends."""
+    import ray
+
+    key = (ray.get_runtime_context().get_session_name(), name)
+    handle = _DRIVER_ACTORS.get(key)
+    if handle is None:
+        handle = _DRIVER_ACTORS[key] = create()
+    return handle
+
+
+def _reload_auth_settings() -> None:
+    """Make an already imported Ray read the auth settings again.
+
+    User code (a code string's top-level ``import ray``, or an earlier job in
+    the same reused Spark worker) may import Ray before we set the driver's
+    token; Ray would then join with no token and be refused. Ray keeps no
+    public call for this, so the private one is used, and skipped if absent.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def shutdown() -> None:
@@ -226,7 +262,9 @@ def shutdown() -> None:
 
 def ensure_worker_ray(spec: RaySpec) -> None:
     """Join the driver's Ray from a Spark Python worker, once per process and spec."""
-    # Ray reads its auth settings when it is imported: set them first.
+    # Ray reads its auth settings when it is imported (and caches the token): set them first.
+    imported_before = "ray" in sys.modules
+    changed = [key for key, value in spec.auth_env if os.environ.get(key) != value]
     for key, value in spec.auth_env:
         os.environ[key] = value
     import ray
@@ -236,6 +274,8 @@ def ensure_worker_ray(spec: RaySpec) -> None:
             return
         if ray.is_initialized():
             ray.shutdown()
+        if imported_before and changed:
+            _reload_auth_settings()
         _init_ray(spec.address, spec.namespace, spec.runtime_env_dict())
         _Connection.spec = spec
         _Connection.owned = True

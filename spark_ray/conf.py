@@ -30,6 +30,7 @@ MODES = ("data", "model")
 RUN_INS = ("executor", "driver")
 KINDS = ("row", "rows", "arrow", "pandas")
 PYTHON_MODES = ("ray", "python")
+BATCH_SIZINGS = ("auto", "fixed")
 # Addresses that mean "the embedded Ray of this process" rather than a cluster.
 LOCAL_ADDRESSES = (None, "", "local")
 
@@ -49,13 +50,38 @@ class RayTransformConf:
         ray_address: an existing cluster (``host:6379``, ``ray://host:10001``,
             ``auto``); None or "local" starts or reuses the embedded local Ray.
         ray_namespace: the Ray namespace of our connections.
-        runtime_env: Ray's runtime_env for our tasks (env_vars, pip, ...).
-        num_cpus, num_gpus, memory, resources: Ray resources of each task.
+        runtime_env: Ray's runtime_env of our connection, which every task
+            and actor we start inherits (env_vars, pip, ...).
+        num_cpus, num_gpus, memory, resources, accelerator_type: Ray resources
+            of each task, or of each actor of a pool (``memory`` is in bytes and
+            only reserved by Ray's scheduler, unless ``enforce_memory``).
+        max_retries, retry_exceptions: Ray's retries of a task; for an actor
+            pool, ``max_retries`` sets its actors' ``max_restarts`` and
+            ``max_task_retries``.
+        scheduling_strategy: Ray's scheduling_strategy ("DEFAULT", "SPREAD", or
+            a strategy object passed in the call).
+        ray_remote_args: any other option of ``ray.remote`` (Ray Data's name),
+            for tasks or the pool's actors; checked against Ray's own list.
+        concurrency: for a function, Ray tasks in flight per Spark partition
+            (None: enough to keep the Ray CPUs busy, at least 2); for a
+            callable class, the size of its actor pool, an int or a
+            ``(min, max)`` range (None: 1 up to what the cluster can hold).
+            ``max_in_flight`` is its old name.
+        fn_constructor_args, fn_constructor_kwargs: what a callable class's
+            ``__init__`` gets, once per actor.
+        py_executor_memory: Byzer's cap in MB on the private memory of each
+            Ray worker running the code, enforced (see ``memory_cap``); also
+            reserves that much ``memory`` with Ray's scheduler.
+        enforce_memory: enforce ``memory`` as such a cap too.
+        actor_idle_timeout: seconds a pool of a lazy (run_in="executor")
+            result keeps its actors without work before it stops them.
         batch_bytes: target Arrow bytes per Ray task; batches are coalesced up
             to this size (a whole small partition becomes one task).
         batch_rows: upper bound on rows per Ray task, whatever their size.
-        max_in_flight: shards in flight per Spark partition, in every path;
-            bounds memory (each one is a shard's worth of Arrow data).
+        batch_sizing: "auto" sizes shards from the first shards' timings (small
+            when the function is slow, up to batch_bytes / batch_rows when it is
+            cheap); "fixed" cuts at batch_bytes / batch_rows. Setting either of
+            those through any door means "fixed" unless batch_sizing is set too.
         local_ray_cpus: CPUs of the embedded Ray; None means all of this host's.
         dashboard: start the Ray dashboard with the embedded Ray.
         spill_dir: the driver's scratch directory for uploaded chunks (driver
@@ -88,9 +114,20 @@ class RayTransformConf:
     num_gpus: float = 0.0
     memory: int | None = None
     resources: dict[str, float] | None = None
+    accelerator_type: str | None = None
+    max_retries: int | None = None
+    retry_exceptions: Any = None
+    scheduling_strategy: Any = None
+    ray_remote_args: dict[str, Any] | None = None
+    concurrency: Any = None
+    fn_constructor_args: Any = None
+    fn_constructor_kwargs: dict[str, Any] | None = None
+    py_executor_memory: int | None = None
+    enforce_memory: bool = False
+    actor_idle_timeout: float = 60.0
     batch_bytes: int = 32 * 1024 * 1024
     batch_rows: int = 1_000_000
-    max_in_flight: int = 2
+    batch_sizing: str = "auto"
     local_ray_cpus: int | None = None
     dashboard: bool = False
     spill_dir: str | None = None
@@ -107,7 +144,8 @@ class RayTransformConf:
         _check_choice("run_in", self.run_in, RUN_INS)
         _check_choice("kind", self.kind, KINDS)
         _check_choice("python_mode", self.python_mode, PYTHON_MODES)
-        for name in ("batch_bytes", "batch_rows", "max_in_flight"):
+        _check_choice("batch_sizing", self.batch_sizing, BATCH_SIZINGS)
+        for name in ("batch_bytes", "batch_rows"):
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"option {name} must be at least 1, got {value!r}")
@@ -115,21 +153,46 @@ class RayTransformConf:
             raise ConfigError(
                 f"options num_cpus and num_gpus cannot be negative, got {self.num_cpus!r}, {self.num_gpus!r}"
             )
+        # Frozen: normalise through object.__setattr__, once, here.
+        object.__setattr__(self, "concurrency", _read_concurrency(self.concurrency))
+        object.__setattr__(self, "retry_exceptions", _read_retry_exceptions(self.retry_exceptions))
+        object.__setattr__(self, "fn_constructor_args", _read_constructor_args(self.fn_constructor_args))
+        if self.py_executor_memory is not None and self.py_executor_memory < 1:
+            raise ConfigError(
+                f"option py_executor_memory is in MB and must be at least 1, got {self.py_executor_memory!r}"
+            )
+        if self.enforce_memory and not self.memory and not self.py_executor_memory:
+            raise ConfigError("option enforce_memory needs memory=<bytes> (or py_executor_memory=<MB>) to enforce")
+        if self.actor_idle_timeout <= 0:
+            raise ConfigError(f"option actor_idle_timeout must be positive, got {self.actor_idle_timeout!r}")
 
     @property
     def uses_ray(self) -> bool:
         return self.python_mode == "ray"
 
+    @property
+    def max_in_flight(self) -> int:
+        """Shards in flight per Spark partition when nothing better is known: ``concurrency``
+        (its upper end for a range), else 2. The executor and driver paths size
+        their window from the cluster instead (``shard_sizing.window_for``)."""
+        if isinstance(self.concurrency, tuple):
+            return max(2, self.concurrency[1])
+        return self.concurrency if self.concurrency is not None else 2
+
+    @property
+    def memory_limit_mb(self) -> int | None:
+        """The enforced cap on a Ray worker's private memory, in MB, or None."""
+        if self.py_executor_memory is not None:
+            return self.py_executor_memory
+        if self.enforce_memory and self.memory:
+            return max(1, self.memory >> 20)
+        return None
+
     def ray_task_options(self) -> dict[str, Any]:
-        """Options for ``remote_fn.options(...)``: only the ones that are set."""
-        options: dict[str, Any] = {"num_cpus": self.num_cpus}
-        if self.num_gpus:
-            options["num_gpus"] = self.num_gpus
-        if self.memory:
-            options["memory"] = self.memory
-        if self.resources:
-            options["resources"] = dict(self.resources)
-        return options
+        """Options for ``remote_fn.options(...)``: only the ones that are set (see ``ray_options``)."""
+        from .ray_options import task_options
+
+        return task_options(self)
 
     def env_vars(self) -> dict[str, str]:
         """The ``export K=V`` parts of python_env, in order."""
@@ -179,7 +242,20 @@ ALIASES = {
     "numGpus": "num_gpus",
     "batchBytes": "batch_bytes",
     "batchRows": "batch_rows",
-    "maxInFlight": "max_in_flight",
+    "batchSizing": "batch_sizing",
+    # concurrency's old name: tasks in flight per Spark partition.
+    "max_in_flight": "concurrency",
+    "maxInFlight": "concurrency",
+    "acceleratorType": "accelerator_type",
+    "maxRetries": "max_retries",
+    "retryExceptions": "retry_exceptions",
+    "schedulingStrategy": "scheduling_strategy",
+    "rayRemoteArgs": "ray_remote_args",
+    "fnConstructorArgs": "fn_constructor_args",
+    "fnConstructorKwargs": "fn_constructor_kwargs",
+    "pyExecutorMemory": "py_executor_memory",
+    "enforceMemory": "enforce_memory",
+    "actorIdleTimeout": "actor_idle_timeout",
     "spillDir": "spill_dir",
     "pythonExec": "python_exec",
     "PYTHON_ENV": "python_env",
@@ -289,4 +365,65 @@ def resolve_conf(spark: SparkSession | None, call_options: Mapping[str, Any]) ->
     for key, value in call_options.items():
         name = canonical_name(key)
         merged[name] = _coerce(name, value)
+    if ("batch_rows" in merged or "batch_bytes" in merged) and "batch_sizing" not in merged:
+        merged["batch_sizing"] = "fixed"  # a size the caller chose is the size they get
     return RayTransformConf(**merged)
+
+
+def _read_concurrency(value: Any) -> int | tuple[int, int] | None:
+    """``4``, ``(1, 4)``, ``[1, 4]``, or the text forms ``"4"``, ``"1,4"``, ``"(1, 4)"``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().strip("()[]")
+        if text.lower() in ("", "none", "null"):
+            return None
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            value = int(parts[0]) if len(parts) == 1 else tuple(int(part) for part in parts)
+        except ValueError:
+            raise ConfigError(
+                f"option concurrency expects an int or a (min, max) pair; cannot read {value!r}"
+            ) from None
+    if isinstance(value, bool):
+        raise ConfigError(f"option concurrency expects an int or a (min, max) pair, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ConfigError(f"option concurrency must be at least 1, got {value}")
+        return value
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        low, high = int(value[0]), int(value[1])
+        if not 1 <= low <= high:
+            raise ConfigError(f"option concurrency=(min, max) needs 1 <= min <= max, got ({low}, {high})")
+        return (low, high)
+    raise ConfigError(f"option concurrency expects an int or a (min, max) pair, got {value!r}")
+
+
+def _read_retry_exceptions(value: Any) -> Any:
+    """True/False (also as text), or a list of exception classes (from the call only)."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("", "none", "null"):
+            return None
+        if lowered in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return lowered in ("true", "1", "yes", "on")
+        raise ConfigError(f"option retry_exceptions expects true, false or a list of exception classes; got {value!r}")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, type) and issubclass(v, Exception) for v in value):
+        return list(value)
+    raise ConfigError(f"option retry_exceptions expects true, false or a list of exception classes; got {value!r}")
+
+
+def _read_constructor_args(value: Any) -> tuple[Any, ...] | None:
+    """A tuple or list (or JSON list text) of positional ``__init__`` arguments."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"option fn_constructor_args expects a JSON list in text form; got {value!r}") from None
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"option fn_constructor_args expects a tuple or list, got {type(value).__name__}")
+    return tuple(value)

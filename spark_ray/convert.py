@@ -215,19 +215,17 @@ def rows_of(table: pa.Table) -> Iterator[dict[str, Any]]:
     maps_as_pydicts costs about 2.5x on every column, so it is asked for only
     when the schema has a map somewhere.
     """
-    maps = "strict" if _has_map(table.schema) else None
+    maps = "strict" if any(has_map(f.type) for f in table.schema) else None
     for batch in table.to_batches():
         yield from batch.to_pylist(maps_as_pydicts=maps)
 
 
-def _has_map(schema: pa.Schema) -> bool:
-    def has_map(t: pa.DataType) -> bool:
-        if pa.types.is_map(t):
-            return True
-        if pa.types.is_struct(t):
-            return any(has_map(f.type) for f in t)
-        if pa.types.is_list(t) or pa.types.is_large_list(t):
-            return has_map(t.value_type)
-        return False
-
-    return any(has_map(f.type) for f in schema)
+def has_map(t: pa.DataType) -> bool:
+    """Whether a map hides anywhere in ``t`` (Arrow returns maps as lists of pairs unless asked)."""
+    if pa.types.is_map(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(has_map(f.type) for f in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return has_map(t.value_type)
+    return False

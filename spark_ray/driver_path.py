@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -26,17 +26,18 @@ from .conf import RayTransformConf
 from .data_server import ServerAddress
 from .jobs import default_group, spark_job_group
 from .relay_server import ChunkKey, RelayServer
-from .runners import RayRunner, task_result
+from .runners import BatchRunner, RayRunner, task_result
 from .shard_server import ShardHandle
 
 
 @dataclass
 class _Chunk:
-    """One uploaded chunk on the driver: its Ray task, and how often it was uploaded and fetched."""
+    """One uploaded chunk on the driver: its Ray task (once started), and how often it was uploaded and fetched."""
 
-    ref: Any
+    ref: Any = None
     uploads: int = 1
     fetches: int = 0
+    started: threading.Event = field(default_factory=threading.Event)
 
 
 class DriverRelay:
@@ -50,7 +51,7 @@ class DriverRelay:
     through ``on_failure``.
     """
 
-    def __init__(self, runner: RayRunner, on_failure: Callable[[], None]) -> None:
+    def __init__(self, runner: BatchRunner, on_failure: Callable[[], None]) -> None:
         self.runner = runner
         self.on_failure = on_failure
         self.error: BaseException | None = None
@@ -68,7 +69,15 @@ class DriverRelay:
             if chunk is not None:
                 chunk.uploads += 1
                 return
-            self._chunks[key] = _Chunk(self.runner.submit(shard))
+            chunk = self._chunks[key] = _Chunk()
+        # Outside the lock: with an actor pool, submit waits for a free slot.
+        try:
+            chunk.ref = self.runner.submit(shard)
+        except BaseException as error:
+            self.fail(error)
+            raise flight.FlightServerError(f"spark-ray: chunk {key} could not start: {error}") from None
+        finally:
+            chunk.started.set()
 
     def result(self, key: ChunkKey) -> pa.Table:
         import ray
@@ -79,6 +88,9 @@ class DriverRelay:
             raise flight.FlightServerError(f"spark-ray: no chunk {key} was uploaded (partition, chunk)")
         # Wait in slices, so that a closing relay never leaves a server thread
         # blocked (the server's shutdown waits for its calls to return).
+        while not chunk.started.wait(timeout=1.0) or chunk.ref is None:
+            if self._closed.is_set() or (chunk.started.is_set() and chunk.ref is None):
+                raise flight.FlightServerError(f"spark-ray: the job ended before chunk {key} had its result")
         while not ray.wait([chunk.ref], timeout=1.0)[0]:
             if self._closed.is_set():
                 raise flight.FlightServerError(f"spark-ray: the job ended before chunk {key} had its result")
@@ -109,25 +121,28 @@ class DriverRelay:
 
     def close(self) -> None:
         """Cancel the Ray tasks nobody fetched (the job failed or stopped early)."""
-        import ray
-
         self._closed.set()
         with self._lock:
             leftovers, self._chunks = list(self._chunks.values()), {}
         for chunk in leftovers:
-            ray.cancel(chunk.ref, force=False)
+            if chunk.ref is not None:
+                self.runner.abandon(chunk.ref)
 
 
 def relay_partition_function(
-    relay_address: ServerAddress, window: int, max_bytes: int, max_rows: int, label: str
+    relay_address: ServerAddress, window: int, max_bytes: int, max_rows: int, label: str, adaptive: bool = False
 ) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The mapInArrow function of driver data mode: each chunk goes to the driver and its result comes back."""
+    """The mapInArrow function of driver data mode: each chunk goes to the driver and its result comes back.
+
+    With ``adaptive``, chunks are sized from the timings their results carry (``shard_sizing``).
+    """
 
     def relay_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         from .relay_server import RelayClient
         from .runners import coalesce, in_order
+        from .shard_sizing import ShardSizer, observing
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
@@ -138,8 +153,9 @@ def relay_partition_function(
                 relay.push(key, numbered[1])
                 return key
 
-            chunks = enumerate(coalesce(batches, max_bytes, max_rows))
-            for table in in_order(chunks, upload, relay.fetch, window):
+            sizer = ShardSizer(max_rows, max_bytes) if adaptive else None
+            chunks = enumerate(coalesce(batches, max_bytes, max_rows, sizer))
+            for table in in_order(chunks, upload, observing(relay.fetch, sizer), window):
                 yield from table.to_batches()
 
     relay_partition.__name__ = relay_partition.__qualname__ = f"ray_transform[{label}] via driver"
@@ -154,13 +170,17 @@ def run_on_driver(
     program_blob: bytes,
     conf: RayTransformConf,
     label: str,
+    window: int | None = None,
+    pool: Any = None,
 ) -> DataFrame:
     """Data mode from the driver, in one Spark pass: every Spark task uploads its chunks to the
     driver's relay server and fetches their results back from it, while the driver runs a Ray task
-    per chunk. The executors never talk to Ray; the driver holds only the chunks in flight.
+    per chunk (or a call on the call's actor pool, ``pool``). The executors never talk to Ray; the
+    driver holds only the chunks in flight.
 
     Eager, like every driver-mode call: the pass runs now and its output is
-    locally checkpointed, so later actions do not run the Ray work again.
+    locally checkpointed, so later actions do not run the Ray work again, and
+    the pool is closed when it returns.
     """
     import ray
 
@@ -172,14 +192,26 @@ def run_on_driver(
     def stop_the_job() -> None:
         sc.cancelJobGroup(group)
 
-    relay = DriverRelay(RayRunner(job_id, program_blob, conf.ray_task_options()), on_failure=stop_the_job)
+    runner: BatchRunner
+    if pool is not None:
+        from .actor_pool import PoolRunner
+
+        runner = PoolRunner(pool)
+    else:
+        runner = RayRunner(job_id, program_blob, conf.ray_task_options())
+    relay = DriverRelay(runner, on_failure=stop_the_job)
     with (
         spark_job_group(sc, group, description),
         tempfile.TemporaryDirectory(prefix="spark-ray-intake-", dir=conf.spill_dir) as intake,
         RelayServer(relay, intake, host, conf.data_server_idle_timeout) as server,
     ):
         relay_partition = relay_partition_function(
-            server.address, conf.max_in_flight, conf.batch_bytes, conf.batch_rows, label
+            server.address,
+            window or conf.max_in_flight,
+            conf.batch_bytes,
+            conf.batch_rows,
+            label,
+            adaptive=conf.batch_sizing == "auto",
         )
         try:
             return df.mapInArrow(relay_partition, schema).localCheckpoint(eager=True)

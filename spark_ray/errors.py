@@ -60,6 +60,26 @@ class UserCodeError(SparkRayError):
         return (UserCodeError, (self.message, self.user_traceback))
 
 
+class MemoryLimitError(SparkRayError, MemoryError):
+    """User code grew past its memory cap (``py_executor_memory``, or ``memory`` with ``enforce_memory``).
+
+    Raised in the Ray task or actor that ran the code, in place of the user's
+    own frame, so that the process fails with a message naming the limit and
+    the function instead of the node's OOM killer taking something at random.
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def __reduce__(self):  # type: ignore[override]
+        return (MemoryLimitError, (self.message,))
+
+
+class PoolError(SparkRayError, RuntimeError):
+    """An actor pool cannot serve a call: it was closed, or its actors are gone."""
+
+
 class RayConnectionError(SparkRayError, ConnectionError):
     """Ray could not be reached at the address we were given."""
 

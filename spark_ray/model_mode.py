@@ -30,6 +30,7 @@ from .arrow_files import read_shard_file, write_shard_file
 from .code_string import apply_code_address, execute_code, requested_address_in
 from .conf import RayTransformConf
 from .context import PythonContext
+from .datasets import keepers_in_use
 from .environment import job_environment
 from .errors import ResultSchemaError, UserCodeError
 from .jobs import default_group, new_job_id, spark_job_group
@@ -65,6 +66,11 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
         if conf.run_in == "driver":
             batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
             return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf.spill_dir)
+        if ray_spec is not None:
+            from .datasets import ensure_keepers
+
+            # to_dataset() in a Spark task puts its blocks with the driver's keepers, never the task's own.
+            program.keepers = ensure_keepers()
         blob = pickle_with_user_module(program, code)
         run_model_partition = model_partition_function(blob, input_schema, ray_spec)
         # Eager: the program runs once, now, in a single Spark task, not again on every action.
@@ -84,6 +90,7 @@ class ModelProgram:
     max_bytes: int = 32 << 20
     max_rows: int = 1_000_000
     spill_parent: str | None = None
+    keepers: Any = None  # datasets.Keepers of the driver, when the program runs in a Spark task
 
     def run(self, batches: Iterable[pa.RecordBatch], input_schema: pa.Schema) -> list[pa.Table]:
         """Serve the batches as shards, run the code once, and return its output tables."""
@@ -97,7 +104,7 @@ class ModelProgram:
                 context = PythonContext(
                     self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema
                 )
-                with job_environment(self.env):
+                with job_environment(self.env), keepers_in_use(self.keepers):
                     self._run_code(context)
         if not context.outputs:
             raise UserCodeError(

@@ -4,8 +4,9 @@ Every data path cuts the table into shards with ``Coalescer`` and keeps a
 bounded window of work in flight with ``SlidingWindow``:
 
 * the executor path and the SQL table function run shards through a runner
-  (``RayRunner``: a Ray task per shard; ``InlineRunner``: in this process,
-  for python_mode="python"), chosen once by ``runner_for``;
+  (``RayRunner``: a Ray task per shard; ``actor_pool.PoolRunner``: a call on
+  the call's actor pool, for a callable class; ``InlineRunner``: in this
+  process, for python_mode="python"), chosen once by ``runner_for``;
 * the driver path's Spark tasks push chunks through the driver's relay with
   the same window, where the executor path has Ray.
 
@@ -17,26 +18,31 @@ function receives rows one call at a time); both are the same object.
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 
-from .errors import ResultSchemaError, UserCodeError
+from .errors import SparkRayError
 from .shard_program import ShardProgram
 from .shard_server import ShardHandle, fetch_table
+from .shard_sizing import ShardSizer, stamp
 
 
 class Coalescer:
     """Groups small Arrow batches into shards worth a Ray task, without copying.
 
-    A shard closes once it reaches ``max_bytes`` or ``max_rows``; a small
-    partition therefore becomes a single shard, and empty batches are dropped.
+    A shard closes once it reaches ``max_bytes`` or ``max_rows`` (or, with a
+    ``sizer``, the row limit the shards' timings call for; see
+    ``shard_sizing``); a small partition therefore becomes a single shard, and
+    empty batches are dropped.
     """
 
-    def __init__(self, max_bytes: int, max_rows: int) -> None:
+    def __init__(self, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None) -> None:
         self.max_bytes = max_bytes
         self.max_rows = max_rows
+        self.sizer = sizer
         self._pending: list[pa.RecordBatch] = []
         self._bytes = self._rows = 0
 
@@ -47,7 +53,8 @@ class Coalescer:
         self._pending.append(batch)
         self._bytes += batch.nbytes
         self._rows += batch.num_rows
-        if self._bytes >= self.max_bytes or self._rows >= self.max_rows:
+        row_limit = self.sizer.row_limit() if self.sizer is not None else self.max_rows
+        if self._bytes >= self.max_bytes or self._rows >= row_limit:
             return self.flush()
         return None
 
@@ -60,9 +67,11 @@ class Coalescer:
         return shard
 
 
-def coalesce(batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int) -> Iterator[pa.Table]:
+def coalesce(
+    batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int, sizer: ShardSizer | None = None
+) -> Iterator[pa.Table]:
     """The shards of a stream of batches (see ``Coalescer``)."""
-    coalescer = Coalescer(max_bytes, max_rows)
+    coalescer = Coalescer(max_bytes, max_rows, sizer)
     for batch in batches:
         shard = coalescer.add(batch)
         if shard is not None:
@@ -146,13 +155,21 @@ class BatchRunner(Protocol):
     def abandon(self, pending: Any) -> None: ...
 
 
-def map_shards(runner: BatchRunner, shards: Iterable[Any], window: int) -> Iterator[pa.Table]:
-    """Every shard through ``runner``, ``window`` at a time, results in input order."""
-    return in_order(shards, runner.submit, runner.collect, window, abandon=runner.abandon)
+def map_shards(
+    runner: BatchRunner, shards: Iterable[Any], window: int, collect: Callable[[Any], pa.Table] | None = None
+) -> Iterator[pa.Table]:
+    """Every shard through ``runner``, ``window`` at a time, results in input order.
+
+    ``collect`` replaces ``runner.collect`` (e.g. one that also reads the shards' timings).
+    """
+    return in_order(shards, runner.submit, collect or runner.collect, window, abandon=runner.abandon)
 
 
 class InlineRunner:
-    """Runs the shard program here, in this process, when it is collected: no Ray at all."""
+    """Runs the shard program here, in this process, when it is collected: no Ray at all.
+
+    A callable class is built once per process and job (``runner_for`` caches the program).
+    """
 
     def __init__(self, program: ShardProgram) -> None:
         self.program = program
@@ -185,20 +202,34 @@ class _Recent(collections.OrderedDict):  # type: ignore[type-arg]
 _PROGRAMS = _Recent()
 
 
-def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table | ShardHandle) -> pa.Table:
-    """The body of every Ray task: fetch this job's program (cached) and run one shard.
-
-    The shard comes by value (executor path) or as a handle to read from the
-    driver's data server (driver path).
-    """
-    if isinstance(shard, ShardHandle):
-        shard = fetch_table(shard)
+def cached_program(job_id: str, program_blob: bytes) -> ShardProgram:
+    """This job's program in this process, unpickled once (a callable class is built once, too)."""
     program = _PROGRAMS.get(job_id)
     if program is None:
         import cloudpickle
 
         program = _PROGRAMS.remember(job_id, cloudpickle.loads(program_blob))
-    return program.run(shard)
+    return program  # type: ignore[no-any-return]
+
+
+def run_timed(program: ShardProgram, shard: pa.Table | ShardHandle) -> pa.Table:
+    """Run one shard (fetched first if it is a handle) and stamp how long the user's code took."""
+    if isinstance(shard, ShardHandle):
+        shard = fetch_table(shard)
+    program.instantiate()  # a class's __init__ is not the shard's work
+    start = time.perf_counter()
+    result = program.run(shard)
+    return stamp(result, time.perf_counter() - start, shard.num_rows)
+
+
+def run_shard_task(job_id: str, program_blob: bytes, shard: pa.Table | ShardHandle) -> pa.Table:
+    """The body of every Ray task: fetch this job's program (cached) and run one shard.
+
+    The shard comes by value (executor path) or as a handle to read from the
+    driver's data server (driver path). The result carries its timing (see
+    ``shard_sizing``).
+    """
+    return run_timed(cached_program(job_id, program_blob), shard)
 
 
 _REMOTE_RUN_SHARD: Any = None
@@ -245,30 +276,39 @@ class RayRunner:
         ray.cancel(ref, force=False)
 
 
-def runner_for(job_id: str, program_blob: bytes, ray_spec: Any, task_options: dict[str, Any]) -> BatchRunner:
-    """The runner of one job in this process: Ray tasks when there is a Ray to join, else in place.
+def runner_for(
+    job_id: str, program_blob: bytes, ray_spec: Any, task_options: dict[str, Any], pool: Any = None
+) -> BatchRunner:
+    """The runner of one job in this process: Ray tasks (or the call's actor pool) when there is a
+    Ray to join, else in place.
 
     ``ray_spec`` is a ``cluster.RaySpec`` (joined here, once per process) or
-    None for python_mode="python".
+    None for python_mode="python". ``pool`` is an ``actor_pool.PoolRef``: the
+    shards go to that pool's actors instead of tasks. Without a pool, a
+    callable class is built once per Ray worker process (or, in place, once
+    per Spark worker) and job.
     """
     if ray_spec is None:
-        import cloudpickle
-
-        return InlineRunner(cloudpickle.loads(program_blob))
+        return InlineRunner(cached_program(job_id, program_blob))
     from .cluster import ensure_worker_ray
 
     ensure_worker_ray(ray_spec)
+    if pool is not None:
+        from .actor_pool import PoolRunner
+
+        return PoolRunner(pool)
     return RayRunner(job_id, program_blob, task_options)
 
 
 def task_result(ref: Any) -> pa.Table:
-    """A shard task's result; the user's own error (with their traceback) if their code failed."""
+    """A shard task's result; our own error (the user's, with their traceback, or a memory cap's)
+    rather than Ray's wrapper when there is one."""
     import ray
 
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as error:
         cause = error.cause
-        if isinstance(cause, (UserCodeError, ResultSchemaError)):
+        if isinstance(cause, SparkRayError):
             raise cause from None
         raise

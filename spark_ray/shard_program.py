@@ -1,9 +1,14 @@
 """Running the user's function over one shard of the table.
 
-A ``ShardProgram`` is what a Ray task (or a Spark Python worker, without Ray)
-executes: it takes one shard as Arrow data, calls the user's function the way
-its ``kind`` says, and returns Arrow data of the output schema. It is pickled
-once per job and cached by job id where it runs.
+A ``ShardProgram`` is what a Ray task, an actor of a pool (or a Spark Python
+worker, without Ray) executes: it takes one shard as Arrow data, calls the
+user's function the way its ``kind`` says, and returns Arrow data of the
+output schema. It is pickled once per job and cached by job id where it runs.
+
+The user's code may be a callable class (Ray Data's convention): its
+``__init__`` runs once where the program lives (``instantiate``; an actor of a
+pool calls it in its own ``__init__``) and the instance is called per row or
+per batch. With a memory cap, every call runs under ``memory_cap``.
 """
 
 from __future__ import annotations
@@ -16,29 +21,74 @@ import pyarrow as pa
 
 from .convert import ROWS_PER_CHUNK, conform_table, pandas_to_table, rows_of, rows_to_batch
 from .environment import job_environment
-from .errors import ResultSchemaError, UserCodeError
+from .errors import MemoryLimitError, ResultSchemaError, UserCodeError
+from .memory_cap import memory_cap
 from .user_code import UserFunction, user_traceback
 
 
 @dataclass
 class ShardProgram:
-    """One job's work on one shard: the user function plus the output schema."""
+    """One job's work on one shard: the user function plus the output schema.
+
+    Attributes:
+        user: the function or callable class.
+        schema: the output schema (Arrow).
+        env: PYTHON_ENV's exports, set around the user code.
+        constructor_args, constructor_kwargs: a callable class's ``__init__`` arguments.
+        memory_limit_mb: the enforced cap on the process's private memory, or None.
+        memory_limit_option: the option that set it, for the error message.
+    """
 
     user: UserFunction
     schema: pa.Schema
-    env: dict[str, str] = field(default_factory=dict)  # PYTHON_ENV's exports, for the user code
+    env: dict[str, str] = field(default_factory=dict)
+    constructor_args: tuple[Any, ...] = ()
+    constructor_kwargs: dict[str, Any] = field(default_factory=dict)
+    memory_limit_mb: int | None = None
+    memory_limit_option: str = "py_executor_memory"
     _ready: bool = field(default=False, repr=False, compare=False)
+    _instance: Any = field(default=None, repr=False, compare=False)
 
-    def run(self, data: pa.Table | pa.RecordBatch) -> pa.Table:
+    def instantiate(self) -> None:
+        """Build the callable class's instance, once; nothing for a plain function.
+
+        Raises:
+            UserCodeError: ``__init__`` raised (with the user's traceback).
+            MemoryLimitError: ``__init__`` grew past the memory cap.
+        """
+        self._prepare()
+        if not self.user.is_class or self._instance is not None:
+            return
+        try:
+            with (
+                memory_cap(self.memory_limit_mb, f"{self.user.label} in __init__", self.memory_limit_option),
+                job_environment(self.env),
+            ):
+                self._instance = self.user.fn(*self.constructor_args, **self.constructor_kwargs)
+        except (UserCodeError, ResultSchemaError, MemoryLimitError):
+            raise
+        except Exception as error:
+            raise UserCodeError(
+                f"{self.user.label} raised {type(error).__name__} in __init__: {error}", user_traceback(error)
+            ) from None
+
+    def _prepare(self) -> None:
         if not self._ready:
             self.user.register_source()
             self._ready = True
+
+    @property
+    def _fn(self) -> Callable[..., Any]:
+        return self._instance if self.user.is_class else self.user.fn
+
+    def run(self, data: pa.Table | pa.RecordBatch) -> pa.Table:
+        self.instantiate()
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
         kind = self.user.kind
         try:
-            with job_environment(self.env):
+            with memory_cap(self.memory_limit_mb, self.user.label, self.memory_limit_option), job_environment(self.env):
                 return self._run_kind(kind, table)
-        except (UserCodeError, ResultSchemaError):
+        except (UserCodeError, ResultSchemaError, MemoryLimitError):
             raise
         except Exception as error:  # the user's own failure: keep their traceback, not ours
             raise UserCodeError(
@@ -55,7 +105,7 @@ class ShardProgram:
         return self._run_pandas(table)
 
     def _each_row(self, rows: Iterable[dict[str, Any]]) -> Iterator[Any]:
-        fn = self.user.fn
+        fn = self._fn
         for row in rows:
             result = fn(row)
             if isinstance(result, (dict, tuple)):
@@ -64,7 +114,7 @@ class ShardProgram:
                 yield from result
 
     def _whole_shard(self, rows: Iterable[dict[str, Any]]) -> Iterable[Any]:
-        produced = self.user.fn(iter(rows))
+        produced = self._fn(iter(rows))
         return () if produced is None else produced
 
     def _run_rows(self, produce: Callable[[Iterable[dict[str, Any]]], Iterable[Any]], table: pa.Table) -> pa.Table:
@@ -87,7 +137,7 @@ class ShardProgram:
         batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
         results = []
         for batch in batches:
-            result = self.user.fn(batch)
+            result = self._fn(batch)
             if not isinstance(result, (pa.RecordBatch, pa.Table)):
                 raise ResultSchemaError(
                     f"{self.user.label} must return a pyarrow RecordBatch or Table, got {type(result).__name__}"
@@ -96,4 +146,4 @@ class ShardProgram:
         return pa.concat_tables(results)
 
     def _run_pandas(self, table: pa.Table) -> pa.Table:
-        return pandas_to_table(self.user.fn(table.to_pandas()), self.schema, self.user.label)
+        return pandas_to_table(self._fn(table.to_pandas()), self.schema, self.user.label)

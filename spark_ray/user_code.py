@@ -45,7 +45,12 @@ class UserFunction:
     @property
     def short_name(self) -> str:
         """The function's name alone, for the query plan and the Spark UI."""
-        return self.label.split(" (")[0].removeprefix("function ")
+        return self.label.split(" (")[0].removeprefix("function ").removeprefix("class ")
+
+    @property
+    def is_class(self) -> bool:
+        """A callable class: ``__init__`` once per actor (or worker), ``__call__`` per row or batch."""
+        return isinstance(self.fn, type)
 
     def register_source(self) -> None:
         if self.source is not None and self.filename is not None:
@@ -59,6 +64,13 @@ def register_source(filename: str, source: str) -> None:
 
 def describe_callable(fn: Callable[..., Any]) -> str:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    if isinstance(fn, type):
+        # A class has no code of its own: point at its __call__ (or __init__), where the work is.
+        method = vars(fn).get("__call__") or vars(fn).get("__init__")
+        method_code = getattr(method, "__code__", None)
+        if method_code is None:
+            return f"class {name}"
+        return f"class {name} ({method_code.co_filename}, line {method_code.co_firstlineno})"
     code = getattr(fn, "__code__", None)
     if code is None:
         return f"function {name}"

@@ -1,0 +1,556 @@
+"""Callable classes in an actor pool: ``__init__`` once per actor, ``__call__`` once per shard.
+
+This is Ray Data's ``map_batches(Model, concurrency=...)`` for a Spark table.
+A model is loaded once per actor, not once per shard or per Spark partition,
+and every partition of one ``ray_transform`` call, in the executors or
+through the driver, shares the same pool.
+
+Who owns what, and why:
+
+* Each Spark Python worker is a Ray job of its own and goes away when Spark
+  says, so nothing shared may belong to one. The driver owns a single
+  ``PoolRegistry`` actor (named ``spark_ray_pools_<driver job id>`` in the
+  call's namespace, no CPU), which creates and owns the pools' actors: they
+  live exactly as long as the driver's Ray connection at most.
+* Spark workers find the registry by name. Actor handles cannot travel in the
+  Spark task's closure: the closure is unpickled before the worker has joined
+  Ray, and unpickling a handle needs a connected worker (Ray's
+  ``ActorHandle._deserialization_helper``).
+* A Spark worker leases a call slot (``acquire``: the least-loaded actor that
+  has finished ``__init__``, at most ``PER_ACTOR`` calls each), sends the shard
+  to that actor, and the actor hands the slot back when the call ends, so a
+  slot is never held by a result waiting to be read in order.
+* The pool starts its ``min`` actors on the first lease and adds one (up to
+  ``max``) whenever no started actor is idle; it never shrinks during a call.
+
+Lifetime: with run_in="driver" the call is eager, and its pool is closed when
+the call returns. With run_in="executor" the result is lazy and Spark never
+says when a DataFrame is done with, so the pool stops its actors after
+``actor_idle_timeout`` seconds without a lease (a later action starts them
+again, loading the model again), and at once when another pool of the same
+driver needs to start actors while this one has been idle for a second (so
+GPUs held by a finished call do not block the next one).
+``spark_ray.close_pools()`` stops them all now; ``spark_ray.shutdown()`` and
+the driver's exit end the registry, and with it every pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from .errors import ConfigError, MemoryLimitError, PoolError, SparkRayError
+
+if TYPE_CHECKING:
+    from .conf import RayTransformConf
+    from .shard_server import ShardHandle
+
+log = logging.getLogger(__name__)
+
+# Calls leased to one actor at once: one running, one queued with its shard already sent.
+PER_ACTOR = 2
+# A pool idle this long gives way when another pool of the driver starts actors.
+GIVE_WAY_S = 1.0
+# Pools without actors kept for a later action on their lazy result; the oldest go first.
+MAX_IDLE_POOLS = 64
+_REAPER_PERIOD_S = 0.25
+
+
+@dataclass(frozen=True)
+class PoolRef:
+    """How any process of the call reaches its pool: by the registry's name, then the pool's id."""
+
+    registry: str
+    namespace: str
+    pool_id: str
+    call_options: dict[str, Any] = field(default_factory=dict)
+    max_size: int = 1
+
+    @property
+    def call_slots(self) -> int:
+        """Calls the pool runs or queues at once when at full size."""
+        return self.max_size * PER_ACTOR
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What the registry needs to start a pool's actors."""
+
+    program_blob: bytes
+    actor_options: dict[str, Any]
+    min_size: int
+    max_size: int
+    idle_timeout_s: float
+    label: str
+
+
+# --------------------------------------------------------------------------- the actors
+
+
+class PoolWorker:
+    """One actor of a pool: builds the user's instance once, then runs shards with it.
+
+    ``__init__`` never raises: a failing user ``__init__`` is kept and raised
+    by ``ready`` and by every ``run``, so the error the user sees is theirs
+    (with their traceback), not Ray's "actor died".
+    """
+
+    def __init__(self, program_blob: bytes, registry: Any, pool_id: str) -> None:
+        import cloudpickle
+
+        self.registry = registry
+        self.pool_id = pool_id
+        self.error: BaseException | None = None
+        try:
+            self.program = cloudpickle.loads(program_blob)
+            self.program.instantiate()
+        except SparkRayError as error:
+            self.error = error
+        except Exception as error:  # e.g. the class cannot be unpickled here
+            self.error = PoolError(f"an actor of the pool could not load the program: {type(error).__name__}: {error}")
+
+    def ready(self) -> int:
+        """This actor's pid once ``__init__`` has run; the user's error if it failed."""
+        if self.error is not None:
+            raise self.error
+        return os.getpid()
+
+    def run(self, lease: int, shard: pa.Table | ShardHandle) -> pa.Table:
+        """One shard through the instance; the lease goes back to the registry whatever happens."""
+        from .runners import run_timed
+
+        retire = False
+        try:
+            if self.error is not None:
+                raise self.error
+            return run_timed(self.program, shard)
+        except MemoryLimitError:
+            retire = True  # its memory may not come back: replace the actor
+            raise
+        finally:
+            self.registry.release.remote(self.pool_id, lease, retire)
+
+
+@dataclass
+class _Worker:
+    index: int
+    handle: Any
+    ready: bool = False
+    pid: int | None = None
+    leases: set[int] = field(default_factory=set)
+
+
+class _Pool:
+    """One call's pool inside the registry (all on the registry's event loop)."""
+
+    def __init__(self, pool_id: str, spec: PoolSpec, registry: PoolRegistry) -> None:
+        self.pool_id = pool_id
+        self.spec = spec
+        self.registry = registry
+        self.workers: dict[int, _Worker] = {}
+        self.leases: dict[int, int] = {}  # lease -> worker index
+        self.next_index = 0
+        self.next_lease = 0
+        self.error: BaseException | None = None
+        self.closed = False
+        self.waiting = 0
+        self.changed = asyncio.Condition()
+        self.last_active = time.monotonic()
+        self.loads: list[int] = []  # pids of the actors whose __init__ completed, in order
+
+    def busy(self) -> bool:
+        return bool(self.leases) or self.waiting > 0
+
+    async def acquire(self) -> tuple[int, int, Any]:
+        async with self.changed:
+            self.waiting += 1
+            try:
+                while True:
+                    if self.error is not None:
+                        raise self.error
+                    if self.closed:
+                        raise PoolError(f"the actor pool of {self.spec.label} was closed")
+                    self._grow()
+                    ready = [w for w in self.workers.values() if w.ready and len(w.leases) < PER_ACTOR]
+                    if ready:
+                        worker = min(ready, key=lambda w: (len(w.leases), w.index))
+                        lease = self.next_lease
+                        self.next_lease += 1
+                        worker.leases.add(lease)
+                        self.leases[lease] = worker.index
+                        self.last_active = time.monotonic()
+                        return lease, worker.index, worker.handle
+                    await self.changed.wait()
+            finally:
+                self.waiting -= 1
+
+    def _grow(self) -> None:
+        if not self.workers:
+            self.registry.give_way(self)
+            for _ in range(self.spec.min_size):
+                self._start()
+            return
+        if len(self.workers) >= self.spec.max_size:
+            return
+        if any(not w.ready for w in self.workers.values()):
+            return  # one at a time: wait for the one starting
+        if all(w.leases for w in self.workers.values()):
+            self.registry.give_way(self)
+            self._start()
+
+    def _start(self) -> None:
+        index = self.next_index
+        self.next_index += 1
+        remote = _remote_worker_class().options(
+            **self.spec.actor_options,
+            name=f"spark_ray_pool_{self.pool_id}_{index}",
+            namespace=self.registry.namespace,
+            max_concurrency=1,
+        )
+        handle = remote.remote(self.spec.program_blob, self.registry.handle(), self.pool_id)
+        worker = _Worker(index, handle)
+        self.workers[index] = worker
+        asyncio.get_running_loop().create_task(self._watch_start(worker))
+
+    async def _watch_start(self, worker: _Worker) -> None:
+        import ray
+
+        error: BaseException | None = None
+        try:
+            worker.pid = await worker.handle.ready.remote()
+        except ray.exceptions.RayTaskError as failure:
+            cause = failure.cause
+            error = cause if isinstance(cause, SparkRayError) else PoolError(f"{self.spec.label}: {failure}")
+        except ray.exceptions.RayActorError as failure:
+            if self.workers.get(worker.index) is not worker:
+                return  # stopped on purpose while it started
+            error = PoolError(f"an actor of the pool of {self.spec.label} died while starting: {failure}")
+        async with self.changed:
+            if self.workers.get(worker.index) is not worker:
+                return
+            if error is None:
+                worker.ready = True
+                self.loads.append(worker.pid or 0)
+            else:
+                self.error = self.error or error
+                self._stop(worker)
+            self.changed.notify_all()
+
+    async def release(self, lease: int, retire: bool) -> None:
+        async with self.changed:
+            index = self.leases.pop(lease, None)
+            worker = self.workers.get(index) if index is not None else None
+            if worker is not None:
+                worker.leases.discard(lease)
+                if retire:
+                    self._stop(worker)
+            self.last_active = time.monotonic()
+            self.changed.notify_all()
+
+    async def lost(self, index: int) -> None:
+        """A caller saw this actor die: forget it (its leases with it), so a new one can start."""
+        async with self.changed:
+            worker = self.workers.get(index)
+            if worker is not None:
+                self._stop(worker)
+            self.changed.notify_all()
+
+    def _stop(self, worker: _Worker) -> None:
+        import ray
+
+        self.workers.pop(worker.index, None)
+        for lease in worker.leases:
+            self.leases.pop(lease, None)
+        try:
+            ray.kill(worker.handle, no_restart=True)
+        except Exception as error:  # noqa: BLE001 - already gone is fine
+            log.debug("stopping an actor of %s: %s", self.spec.label, error)
+
+    async def stop_workers(self) -> None:
+        async with self.changed:
+            for worker in list(self.workers.values()):
+                self._stop(worker)
+            self.changed.notify_all()
+
+    async def close(self) -> None:
+        self.closed = True
+        await self.stop_workers()
+
+
+class PoolRegistry:
+    """The driver's one actor that owns every pool of its calls (an async actor, no CPU)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.pools: dict[str, _Pool] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._handle: Any = None
+
+    def handle(self) -> Any:
+        if self._handle is None:
+            import ray
+
+            self._handle = ray.get_runtime_context().current_actor
+        return self._handle
+
+    async def open(self, pool_id: str, spec: PoolSpec) -> None:
+        if pool_id not in self.pools:
+            self.pools[pool_id] = _Pool(pool_id, spec, self)
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        await self._forget_old_pools()
+
+    async def acquire(self, pool_id: str) -> tuple[int, int, Any]:
+        return await self._pool(pool_id).acquire()
+
+    async def release(self, pool_id: str, lease: int, retire: bool = False) -> None:
+        pool = self.pools.get(pool_id)
+        if pool is not None:
+            await pool.release(lease, retire)
+
+    async def lost(self, pool_id: str, index: int) -> None:
+        pool = self.pools.get(pool_id)
+        if pool is not None:
+            await pool.lost(index)
+
+    async def close(self, pool_id: str) -> None:
+        pool = self.pools.pop(pool_id, None)
+        if pool is not None:
+            await pool.close()
+
+    async def close_all(self) -> int:
+        pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            await pool.close()
+        return len(pools)
+
+    async def stats(self, pool_id: str) -> dict[str, Any]:
+        """For tests and diagnostics: the pids of completed loads, and the actors alive now."""
+        pool = self.pools.get(pool_id)
+        if pool is None:
+            return {"open": False, "loads": [], "actors": 0, "pids": []}
+        return {
+            "open": True,
+            "loads": list(pool.loads),
+            "actors": len(pool.workers),
+            "pids": [w.pid for w in pool.workers.values() if w.pid is not None],
+        }
+
+    def give_way(self, starting: _Pool) -> None:
+        """Stop the actors of pools that have sat idle, so that ``starting`` gets their resources."""
+        now = time.monotonic()
+        for pool in self.pools.values():
+            if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active > GIVE_WAY_S:
+                asyncio.get_running_loop().create_task(pool.stop_workers())
+
+    def _pool(self, pool_id: str) -> _Pool:
+        pool = self.pools.get(pool_id)
+        if pool is None:
+            raise PoolError(
+                f"actor pool {pool_id} is not open: it was closed (the call ended, spark_ray.close_pools() ran, "
+                "or it was forgotten after too many newer pools); run ray_transform again"
+            )
+        return pool
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(_REAPER_PERIOD_S)
+            now = time.monotonic()
+            for pool in list(self.pools.values()):
+                if pool.workers and not pool.busy() and now - pool.last_active > pool.spec.idle_timeout_s:
+                    await pool.stop_workers()
+
+    async def _forget_old_pools(self) -> None:
+        idle = [pool for pool in self.pools.values() if not pool.workers and not pool.busy()]
+        for pool in sorted(idle, key=lambda p: p.last_active)[: max(0, len(idle) - MAX_IDLE_POOLS)]:
+            await self.close(pool.pool_id)
+
+
+_REMOTE_CLASSES: dict[str, Any] = {}
+
+
+def _remote_worker_class() -> Any:
+    if "worker" not in _REMOTE_CLASSES:
+        import ray
+
+        _REMOTE_CLASSES["worker"] = ray.remote(PoolWorker)
+    return _REMOTE_CLASSES["worker"]
+
+
+def _remote_registry_class() -> Any:
+    if "registry" not in _REMOTE_CLASSES:
+        import ray
+
+        _REMOTE_CLASSES["registry"] = ray.remote(PoolRegistry)
+    return _REMOTE_CLASSES["registry"]
+
+
+# --------------------------------------------------------------------------- the driver's side
+
+
+def registry_name() -> str:
+    """The registry of this driver's Ray connection (one per driver job)."""
+    import ray
+
+    return f"spark_ray_pools_{ray.get_runtime_context().get_job_id()}"
+
+
+def _registry(create: bool = True) -> Any:
+    """The driver's registry; the driver holds its handle, or Ray would collect it (named or not)."""
+    import ray
+
+    from .cluster import driver_actor
+
+    name = registry_name()
+    namespace = ray.get_runtime_context().namespace
+    if not create:
+        try:
+            return ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            return None
+    return driver_actor(
+        name,
+        lambda: (
+            _remote_registry_class()
+            .options(name=name, namespace=namespace, get_if_exists=True, num_cpus=0, max_concurrency=1000)
+            .remote(namespace)
+        ),
+    )
+
+
+def pool_size(conf: RayTransformConf, actor_options: dict[str, Any]) -> tuple[int, int]:
+    """(min, max) actors: ``concurrency`` as given, else 1 up to as many as the cluster holds.
+
+    Raises:
+        ConfigError: the embedded Ray cannot hold even one actor of this shape.
+    """
+    import ray
+
+    from .ray_options import how_many_fit, resource_shape
+
+    total = ray.cluster_resources()
+    missing = {name: amount for name, amount in resource_shape(actor_options).items() if total.get(name, 0.0) < amount}
+    if missing:
+        message = (
+            f"each actor of the pool needs {missing}, but the Ray cluster has "
+            f"{ {name: total.get(name, 0.0) for name in missing} }"
+        )
+        if conf.requested_address() is None:
+            raise ConfigError(message + " (the embedded Ray: size it with local_ray_cpus, or ask for less)")
+        log.warning("%s; the pool waits for the cluster to grow", message)
+    if conf.concurrency is None:
+        return 1, how_many_fit(actor_options, total)
+    if isinstance(conf.concurrency, tuple):
+        return conf.concurrency
+    return conf.concurrency, conf.concurrency
+
+
+def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: str) -> PoolRef:
+    """Register the call's pool with the driver's registry (its actors start on the first shard).
+
+    Raises:
+        ConfigError: an option the pool's actors cannot take, or a pool the cluster cannot hold.
+    """
+    import ray
+
+    from .ray_options import actor_options
+
+    options, call_options = actor_options(conf)
+    low, high = pool_size(conf, options)
+    spec = PoolSpec(program_blob, options, low, high, conf.actor_idle_timeout, label)
+    registry = _registry()
+    ray.get(registry.open.remote(job_id, spec))
+    return PoolRef(registry_name(), ray.get_runtime_context().namespace, job_id, call_options, high)
+
+
+def close_pool(ref: PoolRef) -> None:
+    """Stop the pool's actors and forget it (the end of an eager call)."""
+    import ray
+
+    registry = _registry(create=False)
+    if registry is not None:
+        ray.get(registry.close.remote(ref.pool_id))
+
+
+def close_pools() -> int:
+    """Stop every actor pool of this driver now; returns how many pools there were.
+
+    Pools of lazy (run_in="executor") results otherwise stop their actors
+    after ``actor_idle_timeout`` seconds without work. A later action on such
+    a result fails with a PoolError naming the pool: run ``ray_transform`` again.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return 0
+    registry = _registry(create=False)
+    return int(ray.get(registry.close_all.remote())) if registry is not None else 0
+
+
+def pool_stats(ref: PoolRef) -> dict[str, Any]:
+    """The pool's completed ``__init__`` loads (actor pids) and the actors alive now."""
+    import ray
+
+    registry = _registry(create=False)
+    if registry is None:
+        return {"open": False, "loads": [], "actors": 0, "pids": []}
+    return dict(ray.get(registry.stats.remote(ref.pool_id)))
+
+
+# --------------------------------------------------------------------------- the callers' side
+
+
+class PoolRunner:
+    """A ``BatchRunner`` over a pool: lease a slot, send the shard to that actor, collect in order.
+
+    ``submit`` blocks while every slot of the pool is taken: the pool, not the
+    caller's window, bounds the work in flight.
+    """
+
+    def __init__(self, ref: PoolRef) -> None:
+        import ray
+
+        self.ref = ref
+        try:
+            self.registry = ray.get_actor(ref.registry, namespace=ref.namespace)
+        except ValueError:
+            raise PoolError(
+                f"the actor pool {ref.pool_id} is gone: the driver that made it disconnected from Ray "
+                "(spark_ray.shutdown(), or a restart of the embedded Ray); run ray_transform again"
+            ) from None
+        self._calls: dict[Any, tuple[int, int]] = {}  # ObjectRef -> (lease, actor index)
+
+    def submit(self, shard: pa.Table | ShardHandle) -> Any:
+        """Lease a slot and start the shard on that actor; returns the call's ObjectRef."""
+        from .runners import task_result
+
+        lease, index, actor = task_result(self.registry.acquire.remote(self.ref.pool_id))
+        ref = actor.run.options(**self.ref.call_options).remote(lease, shard)
+        self._calls[ref] = (lease, index)
+        return ref
+
+    def collect(self, ref: Any) -> pa.Table:
+        import ray
+
+        from .runners import task_result
+
+        _, index = self._calls.pop(ref, (None, -1))
+        try:
+            return task_result(ref)
+        except ray.exceptions.RayActorError:
+            self.registry.lost.remote(self.ref.pool_id, index)
+            raise
+
+    def abandon(self, ref: Any) -> None:
+        import ray
+
+        lease, _ = self._calls.pop(ref, (None, -1))
+        ray.cancel(ref, force=False)
+        if lease is not None:
+            self.registry.release.remote(self.ref.pool_id, lease, False)

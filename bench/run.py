@@ -347,7 +347,7 @@ def _dataset_results(args: argparse.Namespace, progress: Progress) -> list[Resul
 
     case = CASES_BY_NAME["to_ray_dataset"]
     try:
-        measured = measure_datasets(args.sizes, args.driver_memory, progress)
+        measured = measure_datasets(args.sizes, args.warmup, args.driver_memory, progress)
     except (ChildError, OSError, KeyError, ValueError) as error:
         progress(f"to_ray_dataset: FAILED ({error})")
         return [Result("to_ray_dataset", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
@@ -364,6 +364,7 @@ def _dataset_results(args: argparse.Namespace, progress: Progress) -> list[Resul
                 m["rows"],
                 median_s=m["seconds"],
                 runs_s=[m["seconds"]],
+                warmups_s=m.get("warmups_s", []),
                 baseline="from_arrow_dataset" if spark_ray else None,
                 what=case.what if spark_ray else "ray.data.from_arrow(df.toArrow()).materialize() (subprocess)",
                 note=memory,

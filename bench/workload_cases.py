@@ -86,15 +86,18 @@ def measure_cpu_local1(
     return found
 
 
-def measure_datasets(sizes: list[int], driver_memory: str, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+def measure_datasets(
+    sizes: list[int], warmup: int, driver_memory: str, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
     """A fresh child per size and method (peak RSS only goes up); each reports seconds and peak memory."""
     from common import run_child
 
     found = []
     for rows in sizes:
         for method in ("from_arrow", "spark_ray"):
-            progress(f"to_ray_dataset rows={rows:,}: {method} in a fresh process")
+            progress(f"to_ray_dataset rows={rows:,}: {method} in a fresh process, {warmup} warm-up + 1 run")
             args = ["dataset", "--rows", str(rows), "--method", method, "--driver-memory", driver_memory]
+            args += ["--warmup", str(warmup)]
             result = run_child("workloads.py", args, 3600.0)
             progress(
                 f"to_ray_dataset rows={rows:,} {method}: {result['seconds']:.2f} s, "

@@ -4,9 +4,11 @@
         Spark local[1] + an embedded Ray with 2 CPUs: the CPU-bound function
         natively (mapInArrow) and through ray_transform, interleaved
         (``--sizing fixed``: the shard sizes before auto sizing, for comparison).
-    python bench/workloads.py dataset --rows N --method spark_ray|from_arrow
+    python bench/workloads.py dataset --rows N --method spark_ray|from_arrow [--warmup 1]
         to_ray_dataset(df).materialize(), or ray.data.from_arrow(df.toArrow()),
-        once, with the driver's peak RSS and peak private memory (RssAnon).
+        timed once after the warm-ups, with the driver's peak RSS and sampled
+        peak private memory (RssAnon) over all the calls, and both before
+        the first call (the table built and cached).
 
 Each prints one BENCH_RESULT line for the parent and always stops Spark and Ray.
 """
@@ -103,7 +105,7 @@ def cpu(rows: int, spin: int, repeat: int, warmup: int, driver_memory: str, sizi
         cluster.shutdown()
 
 
-def dataset(rows: int, method: str, driver_memory: str) -> dict[str, Any]:
+def dataset(rows: int, method: str, driver_memory: str, warmup: int = 1) -> dict[str, Any]:
     import ray
 
     from spark_ray import cluster, to_ray_dataset
@@ -114,14 +116,22 @@ def dataset(rows: int, method: str, driver_memory: str) -> dict[str, Any]:
         cluster.ensure_driver_ray(RayTransformConf(local_ray_cpus=2))
         ray.data.DataContext.get_current().enable_progress_bars = False
         df = build_table(spark, rows)
+
+        def make() -> Any:
+            if method == "spark_ray":
+                return to_ray_dataset(df).materialize()
+            return ray.data.from_arrow(df.toArrow()).materialize()
+
+        settle(spark)
         before, before_private = _current_rss(), _current_private()
-        sampler = _Sampler()
+        sampler = _Sampler()  # from before the first call: peaks of warm-ups and the timed call alike
         sampler.start()
+        warmups = []
+        for _ in range(warmup):  # the first call starts Spark's Python workers and joins them to Ray
+            warmups.append(timed(lambda: make().count()))
+            settle(spark)
         start = time.perf_counter()
-        if method == "spark_ray":
-            ds = to_ray_dataset(df).materialize()
-        else:
-            ds = ray.data.from_arrow(df.toArrow()).materialize()
+        ds = make()
         seconds = time.perf_counter() - start
         sampler.stop()
         counted = ds.count()
@@ -129,6 +139,7 @@ def dataset(rows: int, method: str, driver_memory: str) -> dict[str, Any]:
             "rows": rows,
             "method": method,
             "seconds": seconds,
+            "warmups_s": warmups,
             "count": counted,
             "before_rss_mb": before / MB,
             "peak_rss_mb": _peak_rss() / MB,
@@ -154,11 +165,12 @@ def main() -> None:
     dataset_args.add_argument("--rows", type=int, required=True)
     dataset_args.add_argument("--method", choices=("spark_ray", "from_arrow"), required=True)
     dataset_args.add_argument("--driver-memory", default=DEFAULT_DRIVER_MEMORY)
+    dataset_args.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     if args.what == "cpu":
         emit_result(cpu(args.rows, args.spin, args.repeat, args.warmup, args.driver_memory, args.sizing))
     else:
-        emit_result(dataset(args.rows, args.method, args.driver_memory))
+        emit_result(dataset(args.rows, args.method, args.driver_memory, args.warmup))
 
 
 if __name__ == "__main__":

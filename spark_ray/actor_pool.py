@@ -20,16 +20,19 @@ Who owns what, and why:
   has finished ``__init__``, at most ``PER_ACTOR`` calls each), sends the shard
   to that actor, and the actor hands the slot back when the call ends, so a
   slot is never held by a result waiting to be read in order.
-* The pool starts its ``min`` actors on the first lease and adds one (up to
-  ``max``) whenever no started actor is idle; it never shrinks during a call.
+* The pool starts its ``min`` actors when the call is made (so the model
+  loads while Spark starts its job), and again on the next lease after the
+  idle timeout stopped them; it adds one (up to ``max``) whenever no started
+  actor is idle, and never shrinks during a call.
 
 Lifetime: with run_in="driver" the call is eager, and its pool is closed when
 the call returns. With run_in="executor" the result is lazy and Spark never
 says when a DataFrame is done with, so the pool stops its actors after
 ``actor_idle_timeout`` seconds without a lease (a later action starts them
-again, loading the model again), and at once when another pool of the same
-driver needs to start actors while this one has been idle for a second (so
-GPUs held by a finished call do not block the next one).
+again, loading the model again), and at once when the same driver starts a
+new call or another pool while this one has been idle for a second (actors
+hold their CPUs and GPUs while alive: a finished call's pool would otherwise
+hold up the next call's tasks for its whole idle timeout).
 ``spark_ray.close_pools()`` stops them all now; ``spark_ray.shutdown()`` and
 the driver's exit end the registry, and with it every pool.
 """
@@ -300,11 +303,16 @@ class PoolRegistry:
         return self._handle
 
     async def open(self, pool_id: str, spec: PoolSpec) -> None:
-        if pool_id not in self.pools:
-            self.pools[pool_id] = _Pool(pool_id, spec, self)
+        """Register the pool and start its ``min`` actors now, so that their ``__init__`` (the model
+        load) overlaps the Spark job's own start; unused, they stop after the idle timeout."""
+        await self._forget_old_pools()
+        pool = self.pools.get(pool_id)
+        if pool is None:
+            pool = self.pools[pool_id] = _Pool(pool_id, spec, self)
+            async with pool.changed:
+                pool._grow()
         if self._reaper is None:
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
-        await self._forget_old_pools()
 
     async def acquire(self, pool_id: str) -> tuple[int, int, Any]:
         return await self._pool(pool_id).acquire()
@@ -342,12 +350,21 @@ class PoolRegistry:
             "pids": [w.pid for w in pool.workers.values() if w.pid is not None],
         }
 
-    def give_way(self, starting: _Pool) -> None:
-        """Stop the actors of pools that have sat idle, so that ``starting`` gets their resources."""
+    def give_way(self, starting: _Pool | None) -> list[asyncio.Task[None]]:
+        """Stop the actors of pools that have sat idle, so that ``starting`` (or a new call) gets their resources."""
         now = time.monotonic()
-        for pool in self.pools.values():
-            if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active > GIVE_WAY_S:
-                asyncio.get_running_loop().create_task(pool.stop_workers())
+        return [
+            asyncio.get_running_loop().create_task(pool.stop_workers())
+            for pool in self.pools.values()
+            if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active > GIVE_WAY_S
+        ]
+
+    async def make_way(self) -> int:
+        """A new call of the driver starts: idle pools give their actors back now; returns how many did."""
+        stopping = self.give_way(None)
+        for task in stopping:
+            await task
+        return len(stopping)
 
     def _pool(self, pool_id: str) -> _Pool:
         pool = self.pools.get(pool_id)
@@ -452,7 +469,7 @@ def pool_size(conf: RayTransformConf, actor_options: dict[str, Any]) -> tuple[in
 
 
 def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: str) -> PoolRef:
-    """Register the call's pool with the driver's registry (its actors start on the first shard).
+    """Register the call's pool with the driver's registry, which starts its ``min`` actors now.
 
     Raises:
         ConfigError: an option the pool's actors cannot take, or a pool the cluster cannot hold.
@@ -467,6 +484,24 @@ def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: s
     registry = _registry()
     ray.get(registry.open.remote(job_id, spec))
     return PoolRef(registry_name(), ray.get_runtime_context().namespace, job_id, call_options, high)
+
+
+def make_way_for_a_new_call() -> None:
+    """Stop the actors of this driver's idle pools before a new call starts its Ray work.
+
+    Actors keep their CPUs and GPUs while alive; without this, the tasks of
+    the next call would wait for an idle pool's ``actor_idle_timeout``. Costs
+    nothing when this driver has made no pool in this Ray session.
+    """
+    import ray
+
+    from .cluster import has_driver_actor
+
+    if not ray.is_initialized() or not has_driver_actor(registry_name()):
+        return
+    registry = _registry(create=False)
+    if registry is not None:
+        ray.get(registry.make_way.remote())
 
 
 def close_pool(ref: PoolRef) -> None:

@@ -109,6 +109,9 @@ def _transform_data(df: DataFrame, struct: StructType, user: UserFunction, conf:
     label = user.short_name
     pool = None
     if ray_spec is not None:
+        from .actor_pool import make_way_for_a_new_call
+
+        make_way_for_a_new_call()
         if user.is_class:
             from .actor_pool import open_pool
 

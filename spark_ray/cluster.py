@@ -227,6 +227,13 @@ def _shutdown_owned() -> None:
 _DRIVER_ACTORS: dict[tuple[str, str], Any] = {}
 
 
+def has_driver_actor(name: str) -> bool:
+    """Whether this driver made the actor ``name`` in its current Ray session."""
+    import ray
+
+    return (ray.get_runtime_context().get_session_name(), name) in _DRIVER_ACTORS
+
+
 def driver_actor(name: str, create: Callable[[], Any]) -> Any:
     """The named actor ``name`` of this driver, made by ``create`` the first time in this Ray session
     and kept alive (by holding its handle) until the connection ends."""

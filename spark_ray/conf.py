@@ -124,7 +124,7 @@ class RayTransformConf:
     fn_constructor_kwargs: dict[str, Any] | None = None
     py_executor_memory: int | None = None
     enforce_memory: bool = False
-    actor_idle_timeout: float = 60.0
+    actor_idle_timeout: float = 30.0
     batch_bytes: int = 32 * 1024 * 1024
     batch_rows: int = 1_000_000
     batch_sizing: str = "auto"

@@ -289,6 +289,7 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
     import ray
 
     from . import cluster
+    from .actor_pool import make_way_for_a_new_call
     from .conf import resolve_conf
     from .jobs import default_group, new_job_id, spark_job_group
     from .schema import to_arrow_schema
@@ -297,6 +298,7 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
     if not conf.uses_ray:
         raise ConfigError("to_ray_dataset needs Ray; python_mode='python' has none")
     spec = cluster.ensure_driver_ray(conf)
+    make_way_for_a_new_call()
     keepers = ensure_keepers()
     dataset_id = new_job_id()
     pushed = df.mapInArrow(push_function(spec, keepers, dataset_id, conf.batch_bytes, conf.batch_rows), _PUSHED_SCHEMA)
@@ -439,6 +441,7 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
     import ray
 
     from . import cluster
+    from .actor_pool import make_way_for_a_new_call
     from .conf import resolve_conf
     from .jobs import default_group, new_job_id, spark_job_group
     from .schema import parse_schema, to_arrow_schema
@@ -448,6 +451,7 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
     if not conf.uses_ray:
         raise ConfigError("from_ray_dataset needs Ray; python_mode='python' has none")
     spec = cluster.ensure_driver_ray(conf)
+    make_way_for_a_new_call()
     refs = ds.to_arrow_refs()
     if schema is not None:
         struct = parse_schema(schema)

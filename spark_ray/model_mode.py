@@ -48,6 +48,10 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
     elif not callable(code):
         raise TypeError(f"code must be a callable or a string of Python source, got {type(code).__name__}")
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None
+    if ray_spec is not None:
+        from .actor_pool import make_way_for_a_new_call
+
+        make_way_for_a_new_call()
     program = ModelProgram(
         code=code,
         schema=to_arrow_schema(struct),

@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 PER_ACTOR = 2
 # A pool idle this long gives way when another pool of the driver starts actors.
 GIVE_WAY_S = 1.0
+# How long an actor retired after a failed call lives on, so that the call's error reaches its caller first.
+RETIRE_GRACE_S = 5.0
 # Pools without actors kept for a later action on their lazy result; the oldest go first.
 MAX_IDLE_POOLS = 64
 _REAPER_PERIOD_S = 0.25
@@ -252,7 +254,7 @@ class _Pool:
             if worker is not None:
                 worker.leases.discard(lease)
                 if retire:
-                    self._stop(worker)
+                    self._retire(worker)
             self.last_active = time.monotonic()
             self.changed.notify_all()
 
@@ -264,14 +266,35 @@ class _Pool:
                 self._stop(worker)
             self.changed.notify_all()
 
-    def _stop(self, worker: _Worker) -> None:
-        import ray
-
+    def _forget(self, worker: _Worker) -> None:
         self.workers.pop(worker.index, None)
         for lease in worker.leases:
             self.leases.pop(lease, None)
+
+    def _stop(self, worker: _Worker) -> None:
+        self._forget(worker)
+        self._kill(worker.handle)
+
+    def _retire(self, worker: _Worker) -> None:
+        """Take the actor out of the pool now, and kill it a little later.
+
+        The actor asks for this from inside the call that failed, before that
+        call's error has reached its caller; killed at once, the caller would
+        get Ray's "actor died" instead of the user's error.
+        """
+        self._forget(worker)
+
+        async def kill_later() -> None:
+            await asyncio.sleep(RETIRE_GRACE_S)
+            self._kill(worker.handle)
+
+        self.registry.keep(asyncio.get_running_loop().create_task(kill_later()))
+
+    def _kill(self, handle: Any) -> None:
+        import ray
+
         try:
-            ray.kill(worker.handle, no_restart=True)
+            ray.kill(handle, no_restart=True)
         except Exception as error:  # noqa: BLE001 - already gone is fine
             log.debug("stopping an actor of %s: %s", self.spec.label, error)
 
@@ -294,6 +317,12 @@ class PoolRegistry:
         self.pools: dict[str, _Pool] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._handle: Any = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a reference to a background task until it ends (the event loop keeps only weak ones)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def handle(self) -> Any:
         if self._handle is None:
@@ -353,11 +382,14 @@ class PoolRegistry:
     def give_way(self, starting: _Pool | None) -> list[asyncio.Task[None]]:
         """Stop the actors of pools that have sat idle, so that ``starting`` (or a new call) gets their resources."""
         now = time.monotonic()
-        return [
+        stopping = [
             asyncio.get_running_loop().create_task(pool.stop_workers())
             for pool in self.pools.values()
             if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active > GIVE_WAY_S
         ]
+        for task in stopping:
+            self.keep(task)
+        return stopping
 
     async def make_way(self) -> int:
         """A new call of the driver starts: idle pools give their actors back now; returns how many did."""

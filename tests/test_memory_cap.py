@@ -81,11 +81,6 @@ def test_code_under_the_cap_runs(spark):
     assert sorted(r.id for r in out.collect()) == list(range(10))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: on the driver path the pool is sometimes killed before the actor's MemoryLimitError reaches "
-    "the relay, and the call fails with Ray's ActorDiedError instead (seen in 2 of 2 runs at the session's end)",
-)
 def test_an_actor_past_the_cap_fails_in_call_and_in_init(spark):
     df = spark.range(0, 10, numPartitions=1)
     try:

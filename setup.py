@@ -21,6 +21,13 @@ setup(
         "lark>=1.1",
         "tqdm>=4.60",
     ],
-    extras_require={"test": ["pytest>=8"], "bench": ["matplotlib", "psutil"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        "bench": ["matplotlib", "psutil"],
+        # ray_address="ray://host:port" (Ray Client)
+        "client": ["ray[client]>=2.40"],
+        # DataFrames of a Spark Connect session (SparkSession.builder.remote("sc://..."))
+        "connect": ["grpcio>=1.67", "grpcio-status>=1.67", "googleapis-common-protos>=1.65", "zstandard>=0.23"],
+    },
     entry_points={"console_scripts": ["spark-ray=sql_ext.cli:main"]},
 )

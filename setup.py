@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10",
     # Ranges here; requirements.txt pins the exact versions CI and `make` install.
     install_requires=[
-        "pyspark>=4.0,<5",
+        "pyspark>=3.5,<5",  # 3.5: what RayDP needs; a few features need 4.x (spark_ray/spark_compat.py)
         "ray>=2.40",
         "pyarrow>=14",
         "pandas>=2,<3",

@@ -278,6 +278,8 @@ def run_subprocess_cases(
     names = {case.name for case in args.cases if case.subprocess}
     if "cpu_local1" in names:
         results.extend(_cpu_local1_results(args, progress, facts if facts is not None else {}))
+    if "cluster_executor" in names:
+        results.extend(_cluster_results(args, progress))
     if "to_ray_dataset" in names:
         results.extend(_dataset_results(args, progress))
     if "tiny_cold" in names:
@@ -294,36 +296,60 @@ def _cpu_local1_results(args: argparse.Namespace, progress: Progress, facts: dic
     """cpu_local1: native and Ray medians per size, from one local[1] child per size."""
     from workload_cases import measure_cpu_local1
 
-    case = CASES_BY_NAME["cpu_local1"]
     if "calibration" not in facts:
         spin, check_ms = calibrate_spin()
         facts["calibration"] = {"spin_iterations_per_1000_rows": spin, "measured_ms_per_1000_rows": round(check_ms, 3)}
     spin = facts["calibration"]["spin_iterations_per_1000_rows"]
+    return _pair_results(
+        "cpu_local1",
+        "Spark local[1]: the CPU-bound fn in mapInArrow (subprocess)",
+        lambda: measure_cpu_local1(args.sizes, spin, args.repeat, args.warmup, args.driver_memory, progress),
+        progress,
+    )
+
+
+def _cluster_results(args: argparse.Namespace, progress: Progress) -> list[Result]:
+    """cluster_executor: native and Ray medians per size, from one local-cluster child per size."""
+    from workload_cases import measure_separate_executors
+
+    return _pair_results(
+        "cluster_executor",
+        "Spark local-cluster[2,1,1024]: Spark-native mapInArrow identity (subprocess)",
+        lambda: measure_separate_executors(args.sizes, args.repeat, args.warmup, args.driver_memory, progress),
+        progress,
+    )
+
+
+def _pair_results(
+    name: str, native_what: str, measure: Callable[[], list[dict[str, Any]]], progress: Progress
+) -> list[Result]:
+    """Results of a child that ran Spark-native and ray_transform interleaved: ``<name>_native`` and ``name``."""
+    case = CASES_BY_NAME[name]
     try:
-        measured = measure_cpu_local1(args.sizes, spin, args.repeat, args.warmup, args.driver_memory, progress)
+        measured = measure()
     except (ChildError, OSError, KeyError, ValueError) as error:
-        progress(f"cpu_local1: FAILED ({error})")
-        return [Result("cpu_local1", None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
+        progress(f"{name}: FAILED ({error})")
+        return [Result(name, None, what=case.what, note=f"error: {str(error).splitlines()[0][:120]}")]
     results = []
     for m in measured:
         results.append(
             Result(
-                "cpu_local1_native",
+                f"{name}_native",
                 m["rows"],
                 median_s=m["native_s"],
                 runs_s=m["native_runs_s"],
                 warmups_s=m["native_warmups_s"],
-                what="Spark local[1]: the CPU-bound fn in mapInArrow (subprocess)",
+                what=native_what,
             )
         )
         results.append(
             Result(
-                "cpu_local1",
+                name,
                 m["rows"],
                 median_s=m["ray_s"],
                 runs_s=m["ray_runs_s"],
                 warmups_s=m["ray_warmups_s"],
-                baseline="cpu_local1_native",
+                baseline=f"{name}_native",
                 target=case.target.text if case.target else None,
                 what=case.what,
                 note=_cpu_note(m),

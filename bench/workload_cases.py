@@ -10,6 +10,10 @@ Spark tables as Ray Datasets.
   ``ray_transform`` with 2 Ray CPUs, interleaved round by round in one child.
   Ray adds the cores Spark's single slot lacks: the target is at least 1.6x
   faster (a ratio <= 0.625).
+* ``cluster_executor`` (children, ``workloads.py cluster``): identity on a
+  Spark ``local-cluster[2,1,1024]`` (two executor JVMs, as on a cluster),
+  natively and through ray_transform's executor path, interleaved; the
+  target is the executor path's own (<= 1.15x).
 * ``to_ray_dataset`` (children, ``workloads.py dataset``): ``to_ray_dataset(df)
   .materialize()`` against ``ray.data.from_arrow(df.toArrow())``, one fresh
   child per method and size, with the driver's peak memory for each.
@@ -62,6 +66,13 @@ WORKLOAD_CASES: list[Case] = [
         subprocess=True,
     ),
     Case(
+        "cluster_executor",
+        "Spark local-cluster[2,1,1024] (separate executor JVMs): ray_transform kind=arrow, executor (subprocess)",
+        baseline="cluster_executor_native",
+        target=Target("ratio", 1.15),
+        subprocess=True,
+    ),
+    Case(
         "to_ray_dataset",
         "to_ray_dataset(df).materialize() vs ray.data.from_arrow(df.toArrow()), + driver peak RSS (subprocess)",
         baseline="from_arrow_dataset",
@@ -82,6 +93,22 @@ def measure_cpu_local1(
         args = ["cpu", "--rows", str(rows), "--spin", str(spin), "--repeat", str(repeat), "--warmup", str(warmup)]
         result = run_child("workloads.py", [*args, "--driver-memory", driver_memory], 3600.0)
         progress(f"cpu_local1 rows={rows:,}: native {result['native_s']:.2f} s, ray {result['ray_s']:.2f} s")
+        found.append(result)
+    return found
+
+
+def measure_separate_executors(
+    sizes: list[int], repeat: int, warmup: int, driver_memory: str, progress: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """One child per size: both engines on local-cluster[2,1,1024], interleaved; medians and every run."""
+    from common import run_child
+
+    found = []
+    for rows in sizes:
+        progress(f"cluster_executor rows={rows:,}: fresh local-cluster process, {warmup} warm-up + {repeat} runs each")
+        args = ["cluster", "--rows", str(rows), "--repeat", str(repeat), "--warmup", str(warmup)]
+        result = run_child("workloads.py", [*args, "--driver-memory", driver_memory], 3600.0)
+        progress(f"cluster_executor rows={rows:,}: native {result['native_s']:.2f} s, ray {result['ray_s']:.2f} s")
         found.append(result)
     return found
 

@@ -4,6 +4,10 @@
         Spark local[1] + an embedded Ray with 2 CPUs: the CPU-bound function
         natively (mapInArrow) and through ray_transform, interleaved
         (``--sizing fixed``: the shard sizes before auto sizing, for comparison).
+    python bench/workloads.py cluster --rows N [--repeat 3 --warmup 1]
+        Spark on local-cluster[2,1,1024] (separate executor JVMs) + an embedded
+        Ray with 2 CPUs: identity natively (mapInArrow) and through
+        ray_transform's executor path, interleaved.
     python bench/workloads.py dataset --rows N --method spark_ray|from_arrow [--warmup 1]
         to_ray_dataset(df).materialize(), or ray.data.from_arrow(df.toArrow()),
         timed once after the warm-ups, with the driver's peak RSS and sampled
@@ -63,6 +67,29 @@ def _session(master: str, driver_memory: str) -> Any:
     )
 
 
+def _interleaved(spark: Any, thunks: dict[str, Any], repeat: int, warmup: int) -> dict[str, Any]:
+    """Each thunk once per round, ``warmup`` + ``repeat`` rounds: medians, every run, and the CPU seconds
+    of the process tree per measured run."""
+    times: dict[str, list[float]] = {name: [] for name in thunks}
+    warmups: dict[str, list[float]] = {name: [] for name in thunks}
+    cpu_s: dict[str, list[float]] = {name: [] for name in thunks}
+    for round_index in range(warmup + repeat):
+        for name, thunk in thunks.items():
+            settle(spark)
+            before = tree_cpu_seconds()
+            seconds = timed(thunk)
+            (warmups if round_index < warmup else times)[name].append(seconds)
+            if round_index >= warmup:
+                cpu_s[name].append(tree_cpu_seconds() - before)
+    found: dict[str, Any] = {}
+    for name in thunks:
+        found[f"{name}_s"] = statistics.median(times[name])
+        found[f"{name}_runs_s"] = times[name]
+        found[f"{name}_warmups_s"] = warmups[name]
+        found[f"{name}_cpu_s"] = cpu_s[name]  # what the work needed, whatever the load
+    return found
+
+
 def cpu(rows: int, spin: int, repeat: int, warmup: int, driver_memory: str, sizing: str = "auto") -> dict[str, Any]:
     from spark_ray import cluster, ray_transform
     from spark_ray.conf import RayTransformConf
@@ -76,30 +103,37 @@ def cpu(rows: int, spin: int, repeat: int, warmup: int, driver_memory: str, sizi
             "native": lambda: noop_write(df.mapInArrow(native_fn, df.schema)),
             "ray": lambda: noop_write(ray_transform(df, ray_fn, df.schema, kind="arrow", batch_sizing=sizing)),
         }
-        times: dict[str, list[float]] = {"native": [], "ray": []}
-        warmups: dict[str, list[float]] = {"native": [], "ray": []}
-        cpu_s: dict[str, list[float]] = {"native": [], "ray": []}
-        for round_index in range(warmup + repeat):
-            for name, thunk in thunks.items():
-                settle(spark)
-                before = tree_cpu_seconds()
-                seconds = timed(thunk)
-                (warmups if round_index < warmup else times)[name].append(seconds)
-                if round_index >= warmup:
-                    cpu_s[name].append(tree_cpu_seconds() - before)
-        return {
-            "rows": rows,
-            "batch_sizing": sizing,
-            "native_s": statistics.median(times["native"]),
-            "ray_s": statistics.median(times["ray"]),
-            "native_runs_s": times["native"],
-            "ray_runs_s": times["ray"],
-            "native_warmups_s": warmups["native"],
-            "ray_warmups_s": warmups["ray"],
-            # CPU seconds the whole process tree used per measured run (work needed, whatever the load)
-            "native_cpu_s": cpu_s["native"],
-            "ray_cpu_s": cpu_s["ray"],
+        return {"rows": rows, "batch_sizing": sizing, **_interleaved(spark, thunks, repeat, warmup)}
+    finally:
+        spark.stop()
+        cluster.shutdown()
+
+
+CLUSTER_MASTER = "local-cluster[2,1,1024]"
+
+
+def separate_executors(rows: int, repeat: int, warmup: int, driver_memory: str) -> dict[str, Any]:
+    """Identity over Arrow batches on ``CLUSTER_MASTER`` (two executor JVMs, one core each): Spark's
+    own mapInArrow, and ray_transform's executor path, whose Python workers join the embedded Ray."""
+    from spark_ray import cluster, ray_transform
+    from spark_ray.conf import RayTransformConf
+
+    spark = _session(CLUSTER_MASTER, driver_memory)
+    try:
+        cluster.ensure_driver_ray(RayTransformConf(local_ray_cpus=2))
+        df = build_table(spark, rows)
+
+        def identity(batches: Any) -> Any:
+            yield from batches
+
+        def same(batch: Any) -> Any:
+            return batch
+
+        thunks = {
+            "native": lambda: noop_write(df.mapInArrow(identity, df.schema)),
+            "ray": lambda: noop_write(ray_transform(df, same, df.schema, kind="arrow")),
         }
+        return {"rows": rows, "master": CLUSTER_MASTER, **_interleaved(spark, thunks, repeat, warmup)}
     finally:
         spark.stop()
         cluster.shutdown()
@@ -161,6 +195,11 @@ def main() -> None:
     cpu_args.add_argument("--warmup", type=int, default=1)
     cpu_args.add_argument("--driver-memory", default=DEFAULT_DRIVER_MEMORY)
     cpu_args.add_argument("--sizing", choices=("auto", "fixed"), default="auto", help="ray_transform's batch_sizing")
+    cluster_args = sub.add_parser("cluster")
+    cluster_args.add_argument("--rows", type=int, required=True)
+    cluster_args.add_argument("--repeat", type=int, default=3)
+    cluster_args.add_argument("--warmup", type=int, default=1)
+    cluster_args.add_argument("--driver-memory", default=DEFAULT_DRIVER_MEMORY)
     dataset_args = sub.add_parser("dataset")
     dataset_args.add_argument("--rows", type=int, required=True)
     dataset_args.add_argument("--method", choices=("spark_ray", "from_arrow"), required=True)
@@ -169,6 +208,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "cpu":
         emit_result(cpu(args.rows, args.spin, args.repeat, args.warmup, args.driver_memory, args.sizing))
+    elif args.what == "cluster":
+        emit_result(separate_executors(args.rows, args.repeat, args.warmup, args.driver_memory))
     else:
         emit_result(dataset(args.rows, args.method, args.driver_memory, args.warmup))
 

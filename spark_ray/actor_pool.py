@@ -29,10 +29,11 @@ Lifetime: with run_in="driver" the call is eager, and its pool is closed when
 the call returns. With run_in="executor" the result is lazy and Spark never
 says when a DataFrame is done with, so the pool stops its actors after
 ``actor_idle_timeout`` seconds without a lease (a later action starts them
-again, loading the model again), and at once when the same driver starts a
-new call or another pool while this one has been idle for a second (actors
-hold their CPUs and GPUs while alive: a finished call's pool would otherwise
-hold up the next call's tasks for its whole idle timeout).
+again, loading the model again), at once when the same driver starts a new
+call while it has no work, and when another pool needs to grow while this
+one has been idle for a second (actors hold their CPUs and GPUs while alive:
+a finished call's pool would otherwise hold up the next call's tasks for its
+whole idle timeout).
 ``spark_ray.close_pools()`` stops them all now; ``spark_ray.shutdown()`` and
 the driver's exit end the registry, and with it every pool.
 """
@@ -379,21 +380,23 @@ class PoolRegistry:
             "pids": [w.pid for w in pool.workers.values() if w.pid is not None],
         }
 
-    def give_way(self, starting: _Pool | None) -> list[asyncio.Task[None]]:
-        """Stop the actors of pools that have sat idle, so that ``starting`` (or a new call) gets their resources."""
+    def give_way(self, starting: _Pool | None, idle_s: float = GIVE_WAY_S) -> list[asyncio.Task[None]]:
+        """Stop the actors of pools idle for ``idle_s``, so that ``starting`` (or a new call) gets their resources."""
         now = time.monotonic()
         stopping = [
             asyncio.get_running_loop().create_task(pool.stop_workers())
             for pool in self.pools.values()
-            if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active > GIVE_WAY_S
+            if pool is not starting and pool.workers and not pool.busy() and now - pool.last_active >= idle_s
         ]
         for task in stopping:
             self.keep(task)
         return stopping
 
     async def make_way(self) -> int:
-        """A new call of the driver starts: idle pools give their actors back now; returns how many did."""
-        stopping = self.give_way(None)
+        """A new call of the driver starts: every pool without work gives its actors back now, however
+        briefly idle (a call right after another must not wait out the last one's idle timeout for the
+        CPUs and GPUs its actors hold); returns how many did."""
+        stopping = self.give_way(None, idle_s=0.0)
         for task in stopping:
             await task
         return len(stopping)

@@ -23,6 +23,7 @@ from .jobs import new_job_id
 from .pickling import pickle_with_user_module
 from .schema import parse_schema, to_arrow_schema
 from .shard_program import ShardProgram
+from .spark_session_kind import kind_of
 from .user_code import UserFunction
 
 
@@ -167,7 +168,7 @@ def _window(df: DataFrame, conf: RayTransformConf, pool: Any) -> int:
     from .ray_options import resource_shape
     from .shard_sizing import window_for
 
-    slots = df.sparkSession.sparkContext.defaultParallelism
+    slots = kind_of(df.sparkSession).default_parallelism()
     if pool is not None:
         return window_for(slots, pool.call_slots)
     if isinstance(conf.concurrency, int):

@@ -3,7 +3,9 @@
 In data mode the source runs once on the driver, where it declares its
 function through ``RayContext`` (see context.py); in model mode it runs once
 where the program runs. Either way the Ray address the code names in
-``RayContext.connect`` is honoured unless the caller configured one. It runs with its own ``__import__`` so that
+``RayContext.connect`` is honoured unless the caller configured one; a bare
+``host:port`` there is a Ray Client server when one answers (pyjava's meaning,
+``resolve_code_address``). It runs with its own ``__import__`` so that
 ``import pyjava...`` resolves to spark-ray's implementation inside the code
 string only: a real pyjava installed beside us is never shadowed. The code gets
 a module name that no one can import, so cloudpickle ships its functions by
@@ -22,6 +24,13 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from .cluster import (
+    CLIENT_SCHEME,
+    RAY_CLIENT_DEFAULT_PORT,
+    is_client_address,
+    ray_client_answers,
+    split_host_port,
+)
 from .conf import RayTransformConf
 from .context import UNSET, PythonContext
 from .errors import UserCodeError
@@ -107,11 +116,14 @@ def user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tup
 
 
 def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
-    """Byzer code names its own Ray address; a configured ray_address wins, with a warning."""
+    """Byzer code names its own Ray address; a configured ray_address wins, with a warning.
+
+    A bare ``host:port`` is resolved by ``resolve_code_address`` (Ray Client or a cluster's GCS).
+    """
     if asked is UNSET:
         return conf
     if conf.ray_address is not None:
-        if asked is not None and asked != conf.ray_address:
+        if asked is not None and conf.ray_address not in (asked, f"{CLIENT_SCHEME}{asked}"):
             warnings.warn(
                 f"the code string connects to {asked!r}, but ray_address={conf.ray_address!r} was given; "
                 "using the given address",
@@ -120,7 +132,44 @@ def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:
         return conf
     if asked is None:  # pyjava: connect(context, None) runs without Ray
         return conf.replace(python_mode="python")
-    return conf.replace(ray_address=asked)
+    return conf.replace(ray_address=resolve_code_address(str(asked)))
+
+
+def resolve_code_address(address: str, probe: Callable[[str, int], bool | None] = ray_client_answers) -> str:
+    """The Ray address a code string's ``RayContext.connect(..., address)`` means.
+
+    pyjava handed that address to Ray Client (``ray.util.connect``) on every Ray since 1.0, so Byzer
+    scripts name Ray Client servers there, as a bare ``host:port`` (Byzer's docs: ``<head>:10001``),
+    while ``ray_address`` in spark-ray takes a cluster's GCS address unless it says ``ray://``. So a
+    bare ``host:port`` is asked (``probe``, see ``cluster.ray_client_answers``):
+
+    - a Ray Client server answers there: ``ray://host:port``;
+    - something else answers (a cluster's GCS port, e.g. 6379): ``host:port``, as written;
+    - nothing can be asked (nobody listens, or Ray Client's packages are missing): port 10001, Ray
+      Client's default, means ``ray://host:10001``; any other port stays as written. The connection
+      then fails at once, naming that address (or asking for ``ray[client]``).
+
+    ``ray://...``, ``local``, ``auto`` and anything that is not ``host:port`` are kept as written.
+
+    >>> resolve_code_address("head:10001", probe=lambda host, port: None)
+    'ray://head:10001'
+    >>> resolve_code_address("head:6379", probe=lambda host, port: None)
+    'head:6379'
+    >>> resolve_code_address("head:17019", probe=lambda host, port: True)
+    'ray://head:17019'
+    """
+    if is_client_address(address):
+        return address
+    target = split_host_port(address)
+    if target is None:
+        return address
+    answer = probe(*target)
+    if answer is None:
+        answer = target[1] == RAY_CLIENT_DEFAULT_PORT
+    resolved = f"{CLIENT_SCHEME}{address}" if answer else address
+    if resolved != address:
+        log.info("the code string's address %r is a Ray Client server: connecting to %r", address, resolved)
+    return resolved
 
 
 def requested_address_in(code: str) -> Any:

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 SPARK_CONF_PREFIX = "spark.ray."
+# RayDP (Spark on Ray) keeps its own settings under the same prefix: they are neither read nor refused here.
+RAYDP_CONF_PREFIXES = (
+    "spark.ray.raydp_", "spark.ray.log4j.", "spark.ray.actor.resource.", "spark.ray.placement_group",
+    "spark.ray.bundle_indexes", "spark.ray.preferClassPath",
+)  # fmt: skip
+
+
+def is_option_key(key: str) -> bool:
+    """Whether a Spark conf key names a spark-ray option: ``spark.ray.*``, but not RayDP's settings."""
+    return key.startswith(SPARK_CONF_PREFIX) and not key.startswith(RAYDP_CONF_PREFIXES)
+
 
 MODES = ("data", "model")
 RUN_INS = ("executor", "driver")
@@ -48,7 +59,8 @@ class RayTransformConf:
         python_mode: "ray" runs the code in Ray tasks; "python" runs it inside
             the Spark Python workers, for machines without Ray.
         ray_address: an existing cluster (``host:6379``, ``ray://host:10001``,
-            ``auto``); None or "local" starts or reuses the embedded local Ray.
+            ``auto``); None or "local" starts or reuses the embedded local Ray;
+            "spark" starts Ray on Spark (``ray_on_spark.py``) in this application.
         ray_namespace: the Ray namespace of our connections.
         runtime_env: Ray's runtime_env of our connection, which every task
             and actor we start inherits (env_vars, pip, ...).
@@ -84,10 +96,13 @@ class RayTransformConf:
             those through any door means "fixed" unless batch_sizing is set too.
         local_ray_cpus: CPUs of the embedded Ray; None means all of this host's.
         dashboard: start the Ray dashboard with the embedded Ray.
-        spill_dir: the driver's scratch directory for uploaded chunks (driver
-            mode) and for model-mode shards and results; model mode's results
-            are read back by the executors, so on a cluster it must be a path
-            they share.
+        ray_on_spark: for ``ray_address="spark"``, arguments of Ray's
+            ``ray.util.spark.setup_ray_cluster`` (``max_worker_nodes``,
+            ``num_cpus_worker_node``, ...) over spark-ray's sizing rule.
+        spill_dir: the driver's local scratch directory for uploaded chunks
+            (driver mode) and for model-mode shards and results. Nothing else
+            reads it: Ray tasks and Spark executors get its files from the
+            driver's data servers, so it need not be shared between hosts.
         job_description: the Spark job description; a default names the call.
         job_group: the Spark job group of driver-mode and model-mode jobs
             (default: ``spark-ray-<id>``, one per call), so ``cancelJobGroup`` stops them.
@@ -130,6 +145,7 @@ class RayTransformConf:
     batch_sizing: str = "auto"
     local_ray_cpus: int | None = None
     dashboard: bool = False
+    ray_on_spark: dict[str, Any] | None = None
     spill_dir: str | None = None
     job_description: str | None = None
     job_group: str | None = None
@@ -207,15 +223,16 @@ class RayTransformConf:
         address = self.ray_address if self.ray_address is not None else os.environ.get("RAY_ADDRESS")
         return None if address in LOCAL_ADDRESSES else address
 
-    def data_server_bind_host(self) -> str | None:
+    def data_server_bind_host(self, spark_is_local: bool = True) -> str | None:
         """Where driver-side data servers listen: as configured; loopback when
-        nothing remote needs them (no Ray, or the embedded Ray on this host);
-        else None, meaning this node's address as Ray sees it (resolved once
-        connected, so that Ray's workers on other hosts can reach it).
+        everything that reads them runs on this host (Spark's master is local,
+        and Ray is absent or the embedded one); else None, meaning this host's
+        address as Ray sees it (``data_server.server_host``), which Ray's
+        workers and Spark's executors on other hosts can reach.
         """
         if self.data_server_host:
             return self.data_server_host
-        if not self.uses_ray or self.requested_address() is None:
+        if spark_is_local and (not self.uses_ray or self.requested_address() is None):
             return "127.0.0.1"
         return None
 
@@ -263,6 +280,7 @@ ALIASES = {
     "jobDescription": "job_description",
     "jobGroup": "job_group",
     "localRayCpus": "local_ray_cpus",
+    "rayOnSpark": "ray_on_spark",
     "dataServerHost": "data_server_host",
     "dataServerIdleTimeout": "data_server_idle_timeout",
 }
@@ -340,9 +358,11 @@ def clear_session_conf(spark: SparkSession) -> None:
 def _spark_conf_options(spark: SparkSession | None) -> dict[str, Any]:
     if spark is None:
         return {}
+    from .spark_session_kind import kind_of  # no SparkContext over Spark Connect
+
     found: dict[str, Any] = {}
-    for key, value in spark.sparkContext.getConf().getAll():
-        if key.startswith(SPARK_CONF_PREFIX):
+    for key, value in kind_of(spark).launch_conf():
+        if is_option_key(key):
             name = canonical_name(key[len(SPARK_CONF_PREFIX) :])
             found[name] = _coerce(name, value)
     # Runtime settings (spark.conf.set) override the launch conf.
@@ -350,7 +370,7 @@ def _spark_conf_options(spark: SparkSession | None) -> dict[str, Any]:
     if runtime is not None:
         items = runtime.items() if isinstance(runtime, Mapping) else runtime().items()
         for key, value in items:
-            if key.startswith(SPARK_CONF_PREFIX):
+            if is_option_key(key):
                 name = canonical_name(key[len(SPARK_CONF_PREFIX) :])
                 found[name] = _coerce(name, value)
     return found

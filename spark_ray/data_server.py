@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow.flight as flight
 
+from .conf import RayTransformConf
 from .errors import DataServerError
 
 log = logging.getLogger(__name__)
@@ -165,3 +166,15 @@ def clear_when_unreachable(what: str) -> Iterator[None]:
         yield
     except flight.FlightUnavailableError as error:
         raise DataServerError(f"{what}: {error}") from None
+
+
+def server_host(conf: RayTransformConf, spark_is_local: bool) -> str:
+    """The one address a driver-side data server listens on, reachable by all its readers: the
+    configured host, loopback when Spark's executors (``spark_is_local``) and Ray all run on this host,
+    else this host's address as Ray's nodes reach it."""
+    host = conf.data_server_bind_host(spark_is_local=spark_is_local)
+    if host is not None:
+        return host
+    from .cluster import node_ip_address
+
+    return node_ip_address()

@@ -291,7 +291,7 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
     from . import cluster
     from .actor_pool import make_way_for_a_new_call
     from .conf import resolve_conf
-    from .jobs import default_group, new_job_id, spark_job_group
+    from .jobs import new_job_id, spark_job_group
     from .schema import to_arrow_schema
 
     conf = resolve_conf(df.sparkSession, options)
@@ -302,9 +302,8 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
     keepers = ensure_keepers()
     dataset_id = new_job_id()
     pushed = df.mapInArrow(push_function(spec, keepers, dataset_id, conf.batch_bytes, conf.batch_rows), _PUSHED_SCHEMA)
-    description = conf.job_description or "spark-ray to_ray_dataset"
     try:
-        with spark_job_group(df.sparkSession.sparkContext, conf.job_group or default_group(dataset_id), description):
+        with spark_job_group(df.sparkSession, conf, dataset_id, "spark-ray to_ray_dataset"):
             placed = sorted(pushed.collect(), key=lambda row: (row.partition, row.chunk))
         refs = _take_in_order(keepers, dataset_id, placed)
     finally:
@@ -443,9 +442,10 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
     from . import cluster
     from .actor_pool import make_way_for_a_new_call
     from .conf import resolve_conf
-    from .jobs import default_group, new_job_id, spark_job_group
+    from .jobs import new_job_id, spark_job_group
     from .schema import parse_schema, to_arrow_schema
     from .schema_arrow import from_arrow_schema
+    from .spark_session_kind import kind_of
 
     conf = resolve_conf(spark, options)
     if not conf.uses_ray:
@@ -472,11 +472,10 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
     keeper = keepers.handle(keeper_node)
     loan_id = new_job_id()
     ray.get(keeper.lend.remote(loan_id, refs))
-    partitions = min(len(refs), max(1, spark.sparkContext.defaultParallelism * 2))
+    partitions = min(len(refs), max(1, kind_of(spark).default_parallelism() * 2))
     reader = read_function(spec, keepers, loan_id, keeper_node, to_arrow_schema(struct))
-    description = conf.job_description or "spark-ray from_ray_dataset"
     try:
-        with spark_job_group(spark.sparkContext, conf.job_group or default_group(loan_id), description):
+        with spark_job_group(spark, conf, loan_id, "spark-ray from_ray_dataset"):
             indices = spark.range(0, len(refs), numPartitions=partitions)
             return indices.mapInArrow(reader, struct).localCheckpoint(eager=True)
     finally:

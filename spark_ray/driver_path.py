@@ -23,11 +23,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
 from .conf import RayTransformConf
-from .data_server import ServerAddress
-from .jobs import default_group, spark_job_group
+from .data_server import ServerAddress, server_host
+from .jobs import JobGroup
 from .relay_server import ChunkKey, RelayServer
 from .runners import BatchRunner, RayRunner, task_result
 from .shard_server import ShardHandle
+from .spark_session_kind import kind_of
 
 
 @dataclass
@@ -182,15 +183,10 @@ def run_on_driver(
     locally checkpointed, so later actions do not run the Ray work again, and
     the pool is closed when it returns.
     """
-    import ray
 
-    sc = df.sparkSession.sparkContext
-    group = conf.job_group or default_group(job_id)
-    description = conf.job_description or f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
-    host = conf.data_server_bind_host() or ray.util.get_node_ip_address()
-
-    def stop_the_job() -> None:
-        sc.cancelJobGroup(group)
+    description = f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
+    group = JobGroup.of(df.sparkSession, conf, job_id, description)
+    host = server_host(conf, kind_of(df.sparkSession).executors_on_this_host())
 
     runner: BatchRunner
     if pool is not None:
@@ -199,9 +195,9 @@ def run_on_driver(
         runner = PoolRunner(pool)
     else:
         runner = RayRunner(job_id, program_blob, conf.ray_task_options())
-    relay = DriverRelay(runner, on_failure=stop_the_job)
+    relay = DriverRelay(runner, on_failure=group.cancel)
     with (
-        spark_job_group(sc, group, description),
+        group.active(),
         tempfile.TemporaryDirectory(prefix="spark-ray-intake-", dir=conf.spill_dir) as intake,
         RelayServer(relay, intake, host, conf.data_server_idle_timeout) as server,
     ):

@@ -88,6 +88,10 @@ class DataServerError(SparkRayError, ConnectionError):
     """A shard could not be read from its data server."""
 
 
+class SparkVersionError(SparkRayError, RuntimeError):
+    """This pyspark lacks a feature the call needs (``spark_compat`` names the feature and the version)."""
+
+
 class InternalError(SparkRayError, RuntimeError):
     """A bug in spark-ray itself."""
 

@@ -5,6 +5,9 @@ group (so ``cancelJobGroup`` stops them, and the driver path cancels its own
 group when a Ray task fails) and a description that names the call in the
 Spark UI. Executor-mode results are lazy and run under the caller's action, so
 they are named only in the query plan (``MapInArrow ray_transform[fn]``).
+
+Over Spark Connect the group is an operation tag (``spark.interruptTag`` stops
+it) and there is no description; ``spark_session_kind`` says how.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from pyspark import SparkContext
+from .conf import RayTransformConf
+from .spark_session_kind import kind_of
 
 
 def new_job_id() -> str:
@@ -25,14 +31,35 @@ def default_group(job_id: str) -> str:
     return f"spark-ray-{job_id}"
 
 
-@contextlib.contextmanager
-def spark_job_group(sc: SparkContext, group_id: str, description: str) -> Iterator[None]:
-    """Name the Spark jobs started inside, then restore the caller's group and description."""
-    keys = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
-    previous = {key: sc.getLocalProperty(key) for key in keys}
-    sc.setJobGroup(group_id, description, interruptOnCancel=True)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            sc.setLocalProperty(key, value)  # type: ignore[arg-type]  # None removes it
+@dataclass(frozen=True)
+class JobGroup:
+    """The Spark job group of one call, in a classic or a Spark Connect session."""
+
+    spark: Any
+    group_id: str
+    description: str
+
+    @classmethod
+    def of(cls, spark: Any, conf: RayTransformConf, job_id: str, default_description: str) -> JobGroup:
+        """The call's group (``job_group``, else one named for ``job_id``) and description; fails
+        now, before any work, if the session cannot apply them."""
+        group = cls(spark, conf.job_group or default_group(job_id), conf.job_description or default_description)
+        kind_of(spark).check_job_group(group.group_id, conf.job_description is not None)
+        return group
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Name the Spark jobs this thread starts inside, then restore the caller's group and description."""
+        with kind_of(self.spark).job_group(self.group_id, self.description):
+            yield
+
+    def cancel(self) -> None:
+        """Stop the group's running jobs (from any thread)."""
+        kind_of(self.spark).cancel_job_group(self.group_id)
+
+
+def spark_job_group(
+    spark: Any, conf: RayTransformConf, job_id: str, default_description: str
+) -> contextlib.AbstractContextManager[None]:
+    """``JobGroup.of(...).active()``: the call's Spark jobs under its group, for the duration."""
+    return JobGroup.of(spark, conf, job_id, default_description).active()

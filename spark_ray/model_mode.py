@@ -26,18 +26,20 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from . import cluster
-from .arrow_files import read_shard_file, write_shard_file
+from .arrow_files import write_shard_file
 from .code_string import apply_code_address, execute_code, requested_address_in
 from .conf import RayTransformConf
 from .context import PythonContext
+from .data_server import server_host
 from .datasets import keepers_in_use
 from .environment import job_environment
 from .errors import ResultSchemaError, UserCodeError
-from .jobs import default_group, new_job_id, spark_job_group
+from .jobs import new_job_id, spark_job_group
 from .pickling import pickle_with_user_module
 from .runners import coalesce
 from .schema import to_arrow_schema
-from .shard_server import ShardServer
+from .shard_server import ShardServer, fetch_batches
+from .spark_session_kind import kind_of
 from .user_code import describe_callable, user_traceback
 
 
@@ -65,11 +67,11 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
     )
     input_schema = to_arrow_schema(df.schema)
     spark = df.sparkSession
-    description = conf.job_description or f"spark-ray ray_transform[model] run_in={conf.run_in}"
-    with spark_job_group(spark.sparkContext, conf.job_group or default_group(new_job_id()), description):
+    description = f"spark-ray ray_transform[model] run_in={conf.run_in}"
+    with spark_job_group(spark, conf, new_job_id(), description):
         if conf.run_in == "driver":
             batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
-            return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf.spill_dir)
+            return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf)
         if ray_spec is not None:
             from .datasets import ensure_keepers
 
@@ -136,7 +138,7 @@ class ModelProgram:
             return self.server_host
         import ray
 
-        return ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
+        return cluster.node_ip_address() if ray.is_initialized() else "127.0.0.1"
 
 
 def model_partition_function(
@@ -189,7 +191,8 @@ def stream_table(df: DataFrame, max_bytes: int, max_rows: int) -> Iterator[pa.Ta
 
 
 class SpillDirectory:
-    """Result shards as Arrow files, each with the key that orders the output; removed by cleanup()."""
+    """Result shards as Arrow files in the driver's local scratch dir, each with the key that orders
+    the output; removed by cleanup()."""
 
     def __init__(self, parent: str | None) -> None:
         if parent:
@@ -211,31 +214,37 @@ class SpillDirectory:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
-def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType) -> DataFrame:
-    """Read the spilled shards back in order and checkpoint them, so the files can go."""
+def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType, conf: RayTransformConf) -> DataFrame:
+    """Serve the spilled shards from the driver and have the executors read them back, in order, into a
+    checkpoint, so the files can go. Over the network, never by path: executors on other hosts cannot
+    read the driver's disk."""
     shard_paths = spill.paths_in_order()
-    partitions = min(len(shard_paths), max(1, spark.sparkContext.defaultParallelism * 2))
+    session = kind_of(spark)
+    partitions = min(len(shard_paths), max(1, session.default_parallelism() * 2))
+    host = server_host(conf, session.executors_on_this_host())
+    with ShardServer(host, conf.data_server_idle_timeout) as server:
+        handles = [server.add_shard(index, path) for index, path in enumerate(shard_paths)]
 
-    def read_shards(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            for index in batch.column(0).to_pylist():
-                yield from read_shard_file(shard_paths[index]).to_batches()
+        def read_shards(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                for index in batch.column(0).to_pylist():
+                    yield from fetch_batches(handles[index])
 
-    indices = spark.range(0, len(shard_paths), numPartitions=partitions)
-    return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)
+        indices = spark.range(0, len(shard_paths), numPartitions=partitions)
+        return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)
 
 
 def tables_to_dataframe(
-    spark: SparkSession, keyed_tables: Iterable[tuple[Any, pa.Table]], schema: StructType, spill_dir: str | None
+    spark: SparkSession, keyed_tables: Iterable[tuple[Any, pa.Table]], schema: StructType, conf: RayTransformConf
 ) -> DataFrame:
     """Result tables, as they arrive, into a checkpointed DataFrame ordered by their keys."""
-    spill = SpillDirectory(spill_dir)
+    spill = SpillDirectory(conf.spill_dir)
     try:
         for key, table in keyed_tables:
             if table.num_rows:
                 spill.write(key, table)
         if spill.count == 0:
             return spark.createDataFrame([], schema)
-        return _read_spilled(spark, spill, schema)
+        return _read_spilled(spark, spill, schema, conf)
     finally:
         spill.cleanup()

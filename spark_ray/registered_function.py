@@ -32,9 +32,10 @@ from .cluster import RaySpec, ensure_driver_ray
 from .code_string import user_function
 from .conf import RayTransformConf, resolve_conf
 from .convert import ROWS_PER_CHUNK
-from .errors import ConfigError, InternalError
+from .errors import ConfigError
 from .jobs import new_job_id
 from .schema import parse_schema
+from .spark_session_kind import checked_table_function
 from .table_function import RowBatcher, ShardStream, program_blob, shard_stream
 
 
@@ -137,9 +138,7 @@ def _vectorized(
     else:
         function = arrow_udtf(_arrow_handler(job_id, blob, conf, ray_spec), returnType=struct)
         protocol = "arrow"
-    if not isinstance(function, UserDefinedTableFunction):
-        raise InternalError(f"pyspark returned {type(function).__name__} for a table function")
-    return function, protocol
+    return checked_table_function(function, f"pyspark's {'arrow_udtf' if protocol == 'arrow' else 'udtf'}()"), protocol
 
 
 def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: RaySpec | None) -> type:

@@ -43,7 +43,7 @@ import pyarrow as pa
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import udtf
 from pyspark.sql.types import StructType
-from pyspark.sql.udtf import AnalyzeArgument, AnalyzeResult, UserDefinedTableFunction
+from pyspark.sql.udtf import UserDefinedTableFunction
 
 from .cluster import RaySpec, ensure_driver_ray, ensure_worker_ray, query_ray_spec
 from .code_string import user_function
@@ -55,6 +55,8 @@ from .pickling import pickle_with_user_module
 from .runners import BatchRunner, Coalescer, SlidingWindow, runner_for
 from .schema import parse_schema, to_arrow_schema
 from .shard_program import ShardProgram
+from .spark_compat import HAS_UDTF_ANALYZE, AnalyzeArgument, AnalyzeResult, require, row_type_of
+from .spark_session_kind import checked_table_function
 from .user_code import UserFunction
 
 __all__ = ["FUNCTION_NAME", "parse_options", "register"]
@@ -227,9 +229,9 @@ class RowBatcher:
         if not self.rows:
             return None
         rows, self.rows = self.rows, []
-        if self.row_type is None:  # no declared schema: Arrow infers the types from the values
-            return pa.RecordBatch.from_pylist([row.asDict(recursive=True) for row in rows])  # type: ignore[attr-defined]
-        return pa.RecordBatch.from_struct_array(pa.array(rows, type=self.row_type))
+        # No declared schema (the row protocol without analyze): the types are read from the values.
+        row_type = self.row_type if self.row_type is not None else row_type_of(rows)
+        return pa.RecordBatch.from_struct_array(pa.array(rows, type=row_type))
 
     @staticmethod
     def rows_of(tables: Iterable[pa.Table]) -> Iterator[tuple[Any, ...]]:
@@ -334,17 +336,23 @@ def register(spark: SparkSession, name: str = FUNCTION_NAME) -> UserDefinedTable
     Returns:
         The registered function (callable from Python too).
 
+    Raises:
+        SparkVersionError: pyspark before 4.0, whose table functions have no ``analyze``.
+
     Example:
         register(spark)
         spark.sql("SELECT * FROM ray_transform(TABLE(t), :code, 'id long')", args={"code": code})
     """
+    require(
+        HAS_UDTF_ANALYZE,
+        "the ray_transform SQL table function (its schema is a query argument, read by a table function's analyze)",
+        instead="On this pyspark, register_function(spark, name, code, schema) registers a function with a fixed schema.",
+    )
     conf = resolve_conf(spark, {})
     ray_spec = ensure_driver_ray(conf) if conf.uses_ray else None
     handler = _table_function_class(dict(vars(conf)), ray_spec)
     # The row protocol: Spark's Arrow protocol for Python UDTFs was 6x slower for this shape of work
     # (identity over 1M rows, 52 s against 8.8 s here; BENCHMARKS.md).
-    function = udtf(handler, useArrow=False)
-    if not isinstance(function, UserDefinedTableFunction):
-        raise InternalError(f"pyspark's udtf() returned {type(function).__name__}")
+    function = checked_table_function(udtf(handler, useArrow=False), "pyspark's udtf()")
     spark.udtf.register(name, function)
     return function

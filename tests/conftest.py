@@ -17,6 +17,32 @@ collect_ignore_glob = ["byzer_docs/*.py", "byzer_docs/*/*.py", "byzer_docs/*/*/*
 _AFTER_SPARK: list[Callable[[], None]] = []
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs_spark4(reason, version='4.0'): the test needs a pyspark feature the 3.5 line lacks "
+        "(`make test-spark35`); skipped there, with the reason",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked needs_spark4 on a pyspark older than the version they name."""
+    import pyspark
+
+    from spark_ray.spark_compat import PYSPARK_VERSION
+
+    for item in items:
+        marker = item.get_closest_marker("needs_spark4")
+        if marker is None:
+            continue
+        version = marker.kwargs.get("version", "4.0")
+        if PYSPARK_VERSION < tuple(int(part) for part in version.split(".")):
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs pyspark >= {version}, this is {pyspark.__version__}: {reason}")
+            )
+
+
 def stop_after_spark(cleanup: Callable[[], None]) -> None:
     """Run ``cleanup`` at session end, after Spark (and its Python workers) stopped."""
     _AFTER_SPARK.append(cleanup)

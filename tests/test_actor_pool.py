@@ -242,10 +242,11 @@ def test_an_idle_pool_gives_its_actors_back_when_the_driver_starts_another_call(
     spark, tmp_path, small_arrow_batches, no_pools_left
 ):
     df = spark.range(0, 20, numPartitions=2)
-    pids = {r.pid for r in ray_transform(df, Model, SCHEMA, kind="pandas", concurrency=2, batch_rows=4,
-                                         fn_constructor_args=(str(tmp_path),)).collect()}  # fmt: skip
+    pooled = ray_transform(df, Model, SCHEMA, kind="pandas", concurrency=2, batch_rows=4,
+                           fn_constructor_args=(str(tmp_path),), actor_idle_timeout=3600)  # fmt: skip
+    pids = {r.pid for r in pooled.collect()}
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)  # a lazy result's pool outlives its action
-    time.sleep(1.5)  # idle for longer than a pool waits before giving way
-    # The next call's tasks need the CPUs the pool's actors hold: the pool steps aside at once.
+    # Right away, the next call's tasks need the CPUs the pool's actors hold: the pool steps aside at once.
+    # Otherwise this call would wait out the hour-long idle timeout (back-to-back calls are the common case).
     assert sorted(r.id for r in ray_transform(df, lambda row: row, "id long").collect()) == list(range(20))
     assert _wait_until_gone(pids, timeout_s=10.0) == set()

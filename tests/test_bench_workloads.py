@@ -49,6 +49,8 @@ def test_the_subprocess_workload_cases_are_registered_with_their_goals(bench):
     cases, _, run, _ = bench
     cpu = cases.CASES_BY_NAME["cpu_local1"]
     assert cpu.subprocess and cpu.baseline == "cpu_local1_native" and cpu.target.text == "<= 0.625x"
+    separate = cases.CASES_BY_NAME["cluster_executor"]
+    assert separate.subprocess and separate.baseline == "cluster_executor_native" and separate.target.text == "<= 1.15x"
     dataset = cases.CASES_BY_NAME["to_ray_dataset"]
     assert dataset.subprocess and dataset.baseline == "from_arrow_dataset"
     args = run.parse_args(["--only", "cpu_local1,to_ray_dataset", "--rows", "1k"])

@@ -29,6 +29,8 @@ from spark_ray.conf import RayTransformConf, resolve_conf
 
 SETTINGS_SCHEMA = "id long, env string, namespace string"
 UNREACHABLE = "127.0.0.1:1"  # nothing listens on port 1: connections are refused at once
+# The SQL tests use the generic ray_transform table function, whose schema argument needs a UDTF's analyze.
+NEEDS_ANALYZE = pytest.mark.needs_spark4(reason="the generic ray_transform table function needs a UDTF's analyze")
 
 
 def _settings_seen(row):
@@ -289,6 +291,7 @@ def _query(table: str, code: str, address: str) -> str:
     return f"SELECT * FROM ray_transform(TABLE({table}), '{code}', 'id long, gcs string', 'rayAddress={address}')"
 
 
+@NEEDS_ANALYZE
 def test_sql_rayAddress_option_runs_the_query_on_that_ray(spark, sql_table):
     import ray
 
@@ -297,6 +300,7 @@ def test_sql_rayAddress_option_runs_the_query_on_that_ray(spark, sql_table):
     assert sorted(tuple(r) for r in out.collect()) == [(i, address) for i in (1, 2, 3, 4)]
 
 
+@NEEDS_ANALYZE
 def test_sql_code_string_importing_ray_at_the_top_connects(spark, sql_table):
     import ray
 
@@ -305,6 +309,7 @@ def test_sql_code_string_importing_ray_at_the_top_connects(spark, sql_table):
     assert sorted(tuple(r) for r in out.collect()) == [(i, address) for i in (1, 2, 3, 4)]
 
 
+@NEEDS_ANALYZE
 def test_sql_unreachable_rayAddress_fails_naming_it(spark, sql_table):
     with pytest.raises(Exception) as caught:
         spark.sql(_query(sql_table, _sql_code(UNREACHABLE), UNREACHABLE)).collect()

@@ -16,6 +16,8 @@ from pyspark.sql.types import LongType, MapType, StringType, StructField, Struct
 import spark_ray
 from spark_ray import ConfigError, register_function, registered_functions
 from spark_ray import registered_function as registered_module
+from spark_ray.errors import SparkVersionError
+from spark_ray.spark_compat import HAS_ARROW_UDTF, HAS_UDTF_ANALYZE
 
 WHERE_CODE = """
 import os, sys
@@ -73,7 +75,7 @@ def test_python_mode_runs_in_the_spark_worker(spark, table):
 def test_the_registered_functions_are_listed(spark, table):
     register_function(spark, "listed_fn", _double_ids, "id long, s string, m map<string,long>", kind="arrow")
     entry = next(fn for fn in registered_functions(spark) if fn.name == "listed_fn")
-    assert entry.protocol == "arrow"
+    assert entry.protocol == ("arrow" if HAS_ARROW_UDTF else "rows")  # arrow_udtf: pyspark 4.1+
     assert entry.options == {"kind": "arrow"}
     assert entry.schema.fieldNames() == ["id", "s", "m"]
     assert entry.code_label.startswith("function _double_ids (")
@@ -116,7 +118,7 @@ def test_without_a_schema_the_session_schema_is_used_or_the_error_says_so(spark,
 
 
 def test_an_older_pyspark_falls_back_to_the_row_protocol_with_one_warning(spark, table, monkeypatch):
-    monkeypatch.delattr(pyspark.sql.functions, "arrow_udtf")  # pyspark < 4.1 has none
+    monkeypatch.delattr(pyspark.sql.functions, "arrow_udtf", raising=False)  # pyspark < 4.1 has none
     monkeypatch.setattr(registered_module, "_WARNED_FALLBACK", [])
     with pytest.warns(UserWarning, match="no arrow_udtf"):
         register_function(spark, "fallback_fn", lambda row: {"id": row["id"], "s": row["s"] + "!"}, "id long, s string")
@@ -133,3 +135,11 @@ def test_the_function_does_not_need_the_tests_module_on_the_workers(spark, table
     assert os.path.dirname(__file__) not in sys.path[:1]
     register_function(spark, "by_value", _double_ids, "id long, s string, m map<string,long>", kind="arrow")
     assert spark.sql("SELECT max(id) AS top FROM by_value(TABLE(registered_t))").first().top == 78
+
+
+@pytest.mark.skipif(HAS_UDTF_ANALYZE, reason="this pyspark has UDTF analyze: the generic table function works")
+def test_before_pyspark_4_the_generic_function_names_what_is_missing(spark):
+    with pytest.raises(
+        SparkVersionError, match=r"needs pyspark >= 4\.0 \(this is pyspark 3\.5\.\d+\)\. .*register_function"
+    ):
+        spark_ray.register(spark)

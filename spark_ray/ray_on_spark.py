@@ -1,0 +1,518 @@
+"""Ray on Spark: ``ray_address="spark"`` starts a Ray cluster inside the Spark application.
+
+Ray's own ``ray.util.spark.setup_ray_cluster`` does the work: a Ray head node
+on the driver and Ray worker nodes as long-running Spark tasks, each holding a
+task slot for the cluster's life. This module decides its size from the Spark
+resources (overridable by the ``ray_on_spark`` option, whose keys are
+``setup_ray_cluster``'s own parameters), gives Ray's processes what they need
+here (``ray`` on PATH, the auth token), starts it once per driver process and
+SparkSession, and stops it on ``spark_ray.shutdown()``, when the SparkSession
+stops, and at the driver's exit.
+
+**The sizing rule.** Ray gets about half of the application's task slots and
+Spark keeps the rest, because ``ray_transform``'s own Spark tasks (the
+executor path's ``mapInArrow``, the driver path's relay, model mode's table
+stream) need free slots while the Ray worker nodes hold theirs. On a cluster
+(standalone, YARN, ``local-cluster``): worker nodes of half an executor's
+cores (at least 1) and all its GPUs, as many as fit in half of all cores
+(``local-cluster[1,2,2048]`` and ``local-cluster[2,1,1024]``: one node of 1
+CPU; 10 executors of 8 cores: 10 nodes of 4 CPUs). In local mode Ray cannot
+size nodes (no stage-level scheduling): each node gets ``spark.task.cpus``
+CPUs, and there are half as many nodes as slots (``local[2]``: one node of 1
+CPU). An application with a single task slot is refused: no Spark task of
+``ray_transform`` could ever run next to the Ray worker node.
+
+Nothing here imports pyspark or Ray at import time: ``spark_ray.shutdown``
+lives here and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import atexit
+import inspect
+import logging
+import os
+import re
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, RayConnectionError, did_you_mean
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    from .conf import RayTransformConf
+
+log = logging.getLogger(__name__)
+
+SPARK_ADDRESS = "spark"
+
+# Ray on Spark reads its start hook's class from this variable (ray.util.spark.cluster_init).
+_HOOK_ENV = "RAY_ON_SPARK_START_HOOK"
+_HOOK_CLASS = f"{__name__}.StartHook"
+_HEAD_EXIT_TIMEOUT_S = 30.0
+_WATCH_INTERVAL_S = 1.0
+
+_LOCAL_MASTER = re.compile(r"local(?:\[\s*(\*|\d+)\s*(?:,\s*\d+\s*)?\])?")
+_LOCAL_CLUSTER_MASTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
+
+
+def is_spark_address(address: str | None) -> bool:
+    """Whether ``address`` asks for Ray on Spark."""
+    return address == SPARK_ADDRESS
+
+
+@dataclass(frozen=True)
+class SparkShape:
+    """What sizes a Ray-on-Spark cluster: the Spark application's executors and slots."""
+
+    master: str
+    local: bool
+    executors: int
+    cores_per_executor: int
+    task_cpus: int = 1
+    gpus_per_executor: int = 0
+
+    @property
+    def cores(self) -> int:
+        return self.executors * self.cores_per_executor
+
+    @property
+    def slots(self) -> int:
+        return self.executors * (self.cores_per_executor // self.task_cpus)
+
+
+@dataclass
+class RayOnSpark:
+    """This driver's running Ray-on-Spark cluster."""
+
+    address: str  # the GCS address, host:port, which executors and the driver join
+    client_address: str  # ray://host:port, for clients on other machines
+    setup_args: dict[str, Any]  # what setup_ray_cluster was called with
+    asked: dict[str, Any]  # the ray_on_spark option it was started with
+    spark_context: Any = field(repr=False)
+    handle: Any = field(repr=False)  # ray.util.spark.cluster_init.RayClusterOnSpark
+    started_s: float = 0.0
+
+    @property
+    def temp_dir(self) -> str | None:
+        return getattr(self.handle, "temp_dir", None)
+
+    def head_alive(self) -> bool:
+        return self.handle.head_proc.poll() is None
+
+
+class _State:
+    lock = threading.RLock()
+    cluster: RayOnSpark | None = None
+    node_env: dict[str, str] = {}  # what the start hook gives Ray's node processes
+    user_hook: str | None = None  # a RAY_ON_SPARK_START_HOOK set before ours, wrapped by ours
+    exit_hook = False
+    warned_options = False
+
+
+def current() -> RayOnSpark | None:
+    """The running Ray-on-Spark cluster of this driver, or None."""
+    with _State.lock:
+        return _State.cluster
+
+
+# --- sizing ---------------------------------------------------------------
+
+
+def spark_shape(sc: SparkContext) -> SparkShape:
+    """The executors and slots of ``sc``'s application: parsed from a local or local-cluster
+    master, else from ``spark.executor.cores`` / ``spark.executor.instances``, else from the
+    executors registered once one Spark job has run."""
+    conf = sc.getConf()
+    master = str(sc.master)
+    task_cpus = int(conf.get("spark.task.cpus", "1"))
+    gpus = int(float(conf.get("spark.executor.resource.gpu.amount", "0")))
+    local = _LOCAL_MASTER.fullmatch(master)
+    if local:
+        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
+        return SparkShape(master, True, 1, cores, task_cpus, 0)
+    cluster = _LOCAL_CLUSTER_MASTER.fullmatch(master)
+    if cluster:
+        return SparkShape(master, False, int(cluster.group(1)), int(cluster.group(2)), task_cpus, gpus)
+    cores_conf = conf.get("spark.executor.cores", None)
+    instances = conf.get("spark.executor.instances", None)
+    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
+    if cores_conf is not None and instances is not None and not dynamic:
+        return SparkShape(master, False, int(instances), int(cores_conf), task_cpus, gpus)
+    sc.parallelize([0], 1).count()  # waits for an executor
+    jsc = sc._jsc.sc()  # type: ignore[attr-defined]
+    registered = max(1, jsc.getExecutorMemoryStatus().size() - 1)  # minus the driver
+    slots = jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
+    cores = int(cores_conf) if cores_conf is not None else max(1, slots * task_cpus // registered)
+    executors = int(instances) if instances is not None and not dynamic else registered
+    return SparkShape(master, False, executors, cores, task_cpus, gpus)
+
+
+def default_setup_args(shape: SparkShape) -> dict[str, Any]:
+    """``setup_ray_cluster`` arguments that leave Spark half of the application (module docstring).
+
+    Raises:
+        ConfigError: the application has one task slot, which a Ray worker node would take.
+    """
+    if shape.local:
+        nodes = shape.slots // 2
+        if nodes < 1:
+            raise _too_small(shape)
+        return {"max_worker_nodes": nodes}
+    cpus = max(1, shape.cores_per_executor // 2)
+    if shape.cores_per_executor - cpus < shape.task_cpus:
+        # No Spark task would fit beside a node: give Ray whole executors, half of them.
+        cpus = shape.cores_per_executor
+        nodes = shape.executors // 2
+    else:
+        nodes = (shape.cores // 2) // cpus
+    if nodes < 1:
+        raise _too_small(shape)
+    return {"max_worker_nodes": nodes, "num_cpus_worker_node": cpus, "num_gpus_worker_node": shape.gpus_per_executor}
+
+
+def _too_small(shape: SparkShape) -> ConfigError:
+    return ConfigError(
+        f"ray_address='spark' needs a Spark application with at least 2 task slots, and {shape.master} "
+        f"has {shape.slots}: each Ray worker node holds a Spark task slot for the cluster's life, and "
+        "ray_transform's own Spark tasks need another. Give Spark more cores (local[2], more executors), "
+        "or use a Ray cluster by address."
+    )
+
+
+def setup_args(sc: SparkContext, conf: RayTransformConf) -> dict[str, Any]:
+    """The ``setup_ray_cluster`` arguments for ``conf``: the sizing rule's, a head node without a
+    dashboard unless ``dashboard=True``, then the ``ray_on_spark`` option over them.
+
+    Raises:
+        ConfigError: ``ray_on_spark`` names a parameter ``setup_ray_cluster`` does not have.
+    """
+    if conf.ray_on_spark is not None and not isinstance(conf.ray_on_spark, dict):
+        raise ConfigError(
+            f"option ray_on_spark expects a dict of setup_ray_cluster arguments, got {type(conf.ray_on_spark).__name__}"
+        )
+    asked = dict(conf.ray_on_spark or {})
+    _check_option_names(asked)
+    shape = spark_shape(sc)
+    args = default_setup_args(shape)
+    if shape.local and ("num_cpus_worker_node" in asked or "num_gpus_worker_node" in asked):
+        raise ConfigError(
+            f"ray_on_spark: num_cpus_worker_node and num_gpus_worker_node cannot be set on a local master "
+            f"({shape.master}): Ray sizes local-mode worker nodes by spark.task.cpus (no stage-level "
+            "scheduling); set max_worker_nodes only, or use a local-cluster[...] or cluster master"
+        )
+    args["head_node_options"] = {"include_dashboard": conf.dashboard, **(asked.pop("head_node_options", None) or {})}
+    args.update(asked)
+    if not shape.local:
+        _warn_if_no_room(shape, args)
+    return args
+
+
+def _check_option_names(asked: dict[str, Any]) -> None:
+    from ray.util.spark import setup_ray_cluster
+
+    known = sorted(
+        name for name, p in inspect.signature(setup_ray_cluster).parameters.items() if p.kind is p.KEYWORD_ONLY
+    )
+    for name in asked:
+        if name not in known:
+            raise ConfigError(
+                f"ray_on_spark: {name!r} is not a parameter of ray.util.spark.setup_ray_cluster."
+                f"{did_you_mean(name, known)} Known: {', '.join(known)}"
+            )
+
+
+def _warn_if_no_room(shape: SparkShape, args: dict[str, Any]) -> None:
+    nodes = args.get("max_worker_nodes")
+    cpus = args.get("num_cpus_worker_node") or shape.cores_per_executor
+    if isinstance(nodes, int) and (nodes < 0 or nodes * cpus > shape.cores - shape.task_cpus):
+        log.warning(
+            "ray_on_spark asks for %s Ray worker nodes of %s CPUs on %s cores (%s): ray_transform's Spark "
+            "tasks need a free task slot beside them, and will wait for one",
+            "all possible" if nodes < 0 else nodes,
+            cpus,
+            shape.cores,
+            shape.master,
+        )
+
+
+# --- the environment of Ray's processes ---------------------------------------
+
+
+def _node_environment(sc: SparkContext) -> dict[str, str]:
+    """Set this process's PATH and auth settings for Ray, and return what Ray's node processes need.
+
+    Ray on Spark runs ``sys.executable $(which ray) start`` for every node, so ``ray`` must be on
+    PATH, also in the executors, whose environment was fixed when Spark started them. Ray clusters
+    here require a token (``RAY_AUTH_MODE=token``); an explicit ``RAY_AUTH_MODE`` is respected.
+    """
+    from . import cluster
+
+    bin_dir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "")
+    if shutil.which("ray") is None:
+        path = os.pathsep.join([bin_dir, path]) if path else bin_dir
+        os.environ["PATH"] = path
+    executor_python = sc.getConf().get("spark.pyspark.python", None) or os.environ.get("PYSPARK_PYTHON")
+    front = [os.path.dirname(p) for p in (executor_python, sys.executable) if p and os.path.isabs(p)]
+    env = {"PATH": os.pathsep.join(dict.fromkeys([*front, *path.split(os.pathsep)]))}
+    changed = False
+    if os.environ.get("RAY_AUTH_MODE") is None:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        changed = True
+    env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
+    if env["RAY_AUTH_MODE"].lower() == "token":
+        token = os.environ.get("RAY_AUTH_TOKEN") or _token_file() or _new_token()
+        changed = changed or os.environ.get("RAY_AUTH_TOKEN") != token
+        os.environ["RAY_AUTH_TOKEN"] = env["RAY_AUTH_TOKEN"] = token
+    if changed and "ray" in sys.modules:
+        cluster._reload_auth_settings()
+    return env
+
+
+def _token_file() -> str | None:
+    path = os.path.expanduser("~/.ray/auth_token")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as token_file:
+        return token_file.read().strip() or None
+
+
+def _new_token() -> str:
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+class StartHook:
+    """Ray on Spark's start hook (Ray loads it by name from RAY_ON_SPARK_START_HOOK): the one a
+    user set, or Ray's default, with spark-ray's node environment added."""
+
+    def __init__(self, is_global: bool = False) -> None:  # Ray builds hooks named by the variable without arguments
+        from ray.util.spark.databricks_hook import DefaultDatabricksRayOnSparkStartHook
+        from ray.util.spark.start_hook_base import RayOnSparkStartHook
+        from ray.util.spark.utils import is_in_databricks_runtime
+
+        if _State.user_hook:
+            from ray._common.utils import load_class
+
+            self._base = load_class(_State.user_hook)()
+        elif is_in_databricks_runtime():
+            self._base = DefaultDatabricksRayOnSparkStartHook(is_global)
+        else:
+            self._base = RayOnSparkStartHook(is_global)
+
+    def get_default_temp_root_dir(self) -> str:
+        return str(self._base.get_default_temp_root_dir())
+
+    def on_ray_dashboard_created(self, port: int) -> None:
+        self._base.on_ray_dashboard_created(port)
+
+    def on_cluster_created(self, ray_cluster_handler: Any) -> None:
+        self._base.on_cluster_created(ray_cluster_handler)
+
+    def on_spark_job_created(self, job_group_id: str) -> None:
+        self._base.on_spark_job_created(job_group_id)
+
+    def custom_environment_variables(self) -> dict[str, str]:
+        return {**self._base.custom_environment_variables(), **_State.node_env}
+
+
+# --- start and stop -----------------------------------------------------------
+
+
+def cluster_address(conf: RayTransformConf) -> str:
+    """The GCS address of this driver's Ray-on-Spark cluster, started on the active SparkSession
+    if none runs there. The driver must not be connected to Ray (``ensure_driver_ray`` disconnects
+    first).
+
+    Raises:
+        ConfigError: no active classic SparkSession, a bad ``ray_on_spark`` option, a driver
+            connected to Ray by the user, or an application too small to share.
+        RayConnectionError: Ray could not start the cluster.
+    """
+    import ray
+
+    sc = _active_session().sparkContext  # also this thread's active session, where Ray looks for it
+    with _State.lock:
+        running = _State.cluster
+        if running is not None and running.spark_context is sc and running.head_alive():
+            asked = dict(conf.ray_on_spark or {})
+            if asked and asked != running.asked and not _State.warned_options:
+                _State.warned_options = True
+                log.warning(
+                    "ray_on_spark=%r is ignored: the Ray-on-Spark cluster already runs with %r "
+                    "(spark_ray.shutdown() stops it, and the next call starts it again)",
+                    asked,
+                    running.asked,
+                )
+            return running.address
+        if running is not None:
+            log.info("the SparkSession of Ray on Spark at %s is gone: starting a new cluster", running.address)
+            _stop_locked(running)
+        if ray.is_initialized():
+            raise ConfigError(
+                "ray_address='spark' starts a Ray cluster inside Spark, and Ray refuses to start one in a "
+                "process already connected to Ray (ray.init() was called): call ray.shutdown() first"
+            )
+        _State.cluster = _start(sc, conf)
+        return _State.cluster.address
+
+
+def _active_session() -> SparkSession:
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is None:
+        raise ConfigError(
+            "ray_address='spark' starts Ray inside a running classic SparkSession (with a SparkContext), and "
+            "there is none in this process (a Spark Connect session cannot start Ray worker nodes)"
+        )
+    # Ray finds the session with getActiveSession(), which is per thread: make it this thread's.
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+
+
+def _start(sc: SparkContext, conf: RayTransformConf) -> RayOnSpark:
+    from ray.util.spark import cluster_init, setup_ray_cluster
+
+    args = setup_args(sc, conf)
+    _State.node_env = _node_environment(sc)
+    if os.environ.get(_HOOK_ENV) != _HOOK_CLASS:
+        _State.user_hook = os.environ.get(_HOOK_ENV)
+        os.environ[_HOOK_ENV] = _HOOK_CLASS  # read again whenever Ray starts a worker node's Spark job
+    log.info("starting Ray on Spark (%s): %s", sc.master, args)
+    previous_address = os.environ.get("RAY_ADDRESS")
+    started = time.monotonic()
+    try:
+        address, client_address = setup_ray_cluster(**args)
+    except ValueError as error:  # Ray's checks of the arguments
+        _restore_hook()
+        raise ConfigError(f"ray_on_spark: ray.util.spark.setup_ray_cluster({_show(args)}) refused: {error}") from error
+    except Exception as error:
+        _restore_hook()
+        raise RayConnectionError(
+            f"could not start Ray on Spark on {sc.master} (ray.util.spark.setup_ray_cluster({_show(args)})): "
+            f"{error}{_cause(error)}"
+        ) from error
+    finally:
+        _restore_env("RAY_ADDRESS", previous_address)  # Ray sets it; spark-ray's address rule stays ours
+    elapsed = time.monotonic() - started
+    log.info("Ray on Spark runs at %s (%s), started in %.0f s", address, client_address, elapsed)
+    running = RayOnSpark(
+        address=address,
+        client_address=client_address,
+        setup_args=args,
+        asked=dict(conf.ray_on_spark or {}),
+        spark_context=sc,
+        handle=cluster_init._active_ray_cluster,
+        started_s=elapsed,
+    )
+    threading.Thread(target=_watch, args=(running,), name="spark-ray-on-spark-watch", daemon=True).start()
+    if not _State.exit_hook:
+        atexit.register(shutdown)
+        _State.exit_hook = True
+    return running
+
+
+def _show(args: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in args.items())
+
+
+def _cause(error: BaseException) -> str:
+    cause = error.__cause__ or error.__context__
+    return f": {cause}" if cause is not None else ""
+
+
+def _restore_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+def _restore_hook() -> None:
+    if os.environ.get(_HOOK_ENV) == _HOOK_CLASS:
+        _restore_env(_HOOK_ENV, _State.user_hook)
+
+
+def _watch(running: RayOnSpark) -> None:
+    """Stop the cluster when its SparkContext stops (``SparkContext.stop`` clears the active
+    context: a Python attribute, read without a call to the JVM)."""
+    from pyspark import SparkContext
+
+    while True:
+        time.sleep(_WATCH_INTERVAL_S)
+        if _State.cluster is not running:
+            return
+        if SparkContext._active_spark_context is not running.spark_context:
+            break
+    log.info("the SparkSession of Ray on Spark at %s stopped: stopping the cluster", running.address)
+    _disconnect_if_joined(running)
+    with _State.lock:
+        if _State.cluster is running:
+            _stop_locked(running)
+
+
+def _disconnect_if_joined(running: RayOnSpark) -> None:
+    from . import cluster
+
+    spec = cluster._Connection.spec
+    if spec is not None and spec.address == running.address:
+        cluster.shutdown()
+
+
+def _stop_locked(running: RayOnSpark) -> None:
+    """Stop the cluster: Ray cancels its worker nodes' Spark jobs and stops the head; where the
+    SparkContext is already gone (Spark cancelled those jobs itself), stop the head directly."""
+    from ray.util.spark import cluster_init
+
+    previous_address = os.environ.get("RAY_ADDRESS")  # Ray's shutdown pops it
+    try:
+        handle: Any = running.handle
+        with cluster_init._active_ray_cluster_rwlock:
+            active = cluster_init._active_ray_cluster is handle
+            if active:
+                try:
+                    cluster_init.shutdown_ray_cluster()
+                except Exception as error:
+                    log.info("Ray on Spark's shutdown failed (%s): stopping its head node directly", error)
+                    cluster_init._active_ray_cluster = None
+                    handle.is_shutdown = True
+        head = handle.head_proc
+        if head.poll() is None:
+            head.terminate()
+        try:
+            head.wait(timeout=_HEAD_EXIT_TIMEOUT_S)
+        except Exception:
+            head.kill()
+            head.wait(timeout=_HEAD_EXIT_TIMEOUT_S)
+    finally:
+        _restore_env("RAY_ADDRESS", previous_address)
+        _restore_hook()
+        if _State.cluster is running:
+            _State.cluster = None
+        _State.warned_options = False
+
+
+def stop_cluster() -> None:
+    """Stop this driver's Ray-on-Spark cluster, if one runs (the driver's connection to it is not
+    touched: ``shutdown`` does both)."""
+    with _State.lock:
+        running = _State.cluster
+        if running is not None:
+            _stop_locked(running)
+
+
+def shutdown() -> None:
+    """Disconnect from Ray, stopping the embedded Ray or this driver's Ray-on-Spark cluster if
+    spark-ray started them (``spark_ray.shutdown()``; also run at the driver's exit)."""
+    from . import cluster
+
+    cluster.shutdown()
+    stop_cluster()

@@ -1,0 +1,172 @@
+"""Which pyspark this is, and what it can do: the one place spark-ray asks.
+
+spark-ray is built on pyspark 4 and also runs on the 3.5 line, which Spark on
+Ray through RayDP needs (raydp 1.6.5 requires pyspark <= 3.5.7). The features
+3.5 lacks are named here once, as flags, so that no other module compares
+versions or probes pyspark on its own, and a call that cannot work says which
+feature is missing and which pyspark has it (``require``), rather than failing
+on an import or an attribute deep inside pyspark.
+
+What differs, and what spark-ray does about it:
+
+* ``HAS_UDTF_ANALYZE`` (4.0): Python table functions with a static
+  ``analyze``, which the generic ``ray_transform`` SQL table function needs
+  (its schema is an argument of each query). On 3.5 ``register(spark)``
+  raises ``SparkVersionError``; ``register_function`` (schema fixed at
+  registration) works without it.
+* ``HAS_ARROW_UDTF`` (4.1): the vectorized ``arrow_udtf``. Without it,
+  registered functions use the row protocol (``registered_function`` says so
+  once), where the input's types are read from the values (``row_type_of``).
+* ``REUSES_DEAD_WORKERS`` (before 4.0): Spark Python workers that joined a Ray
+  the driver has since restarted are dead, and 3.5 would reuse them;
+  ``python_workers_for_new_ray`` keeps each Ray session's jobs apart.
+* ``HAS_VARIANT_TYPE`` (4.0): Spark's ``variant`` type, which no spark-ray
+  path carries anyway; a schema naming it fails to parse on 3.5.
+
+``AnalyzeArgument`` and ``AnalyzeResult`` are pyspark's where it has them, and
+stand-ins with the same fields otherwise, so that ``table_function`` imports
+(and ``sql_ext`` with it) on 3.5 and only registering the function fails.
+
+Example:
+    >>> PYSPARK_VERSION >= (3, 5)
+    True
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyspark
+import pyspark.sql.functions
+import pyspark.sql.types
+import pyspark.sql.udtf
+from pyspark.sql import Row
+
+from .errors import SparkVersionError
+
+__all__ = [
+    "HAS_ARROW_UDTF",
+    "HAS_UDTF_ANALYZE",
+    "HAS_VARIANT_TYPE",
+    "PYSPARK_VERSION",
+    "AnalyzeArgument",
+    "AnalyzeResult",
+    "python_workers_for_new_ray",
+    "require",
+    "row_type_of",
+]
+
+
+def _version(text: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as '3.5.7' or '4.1.0.dev0'."""
+    found = re.match(r"(\d+)\.(\d+)", text)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+PYSPARK_VERSION: tuple[int, int] = _version(pyspark.__version__)
+
+HAS_UDTF_ANALYZE: bool = hasattr(pyspark.sql.udtf, "AnalyzeArgument")
+HAS_ARROW_UDTF: bool = hasattr(pyspark.sql.functions, "arrow_udtf")
+HAS_VARIANT_TYPE: bool = hasattr(pyspark.sql.types, "VariantType")
+
+if TYPE_CHECKING or HAS_UDTF_ANALYZE:
+    from pyspark.sql.udtf import AnalyzeArgument, AnalyzeResult
+else:
+
+    @dataclass(frozen=True)
+    class AnalyzeArgument:
+        """pyspark 4's ``AnalyzeArgument``, for type hints on a pyspark without it (never given by Spark)."""
+
+        dataType: Any
+        value: Any = None
+        isTable: bool = False
+        isConstantExpression: bool = False
+
+    @dataclass
+    class AnalyzeResult:
+        """pyspark 4's ``AnalyzeResult``, so subclasses can be defined on a pyspark without it."""
+
+        schema: Any
+        withSinglePartition: bool = False
+
+
+# pyspark 3.5 hands a task an idle Python worker without checking that it is still alive; 4.x checks
+# (measured here: 3.5.7 fails the task with "Broken pipe", 4.1.4 starts a fresh worker).
+REUSES_DEAD_WORKERS: bool = PYSPARK_VERSION < (4, 0)
+RAY_SESSION_ENV = "SPARK_RAY_SESSION"
+
+
+def python_workers_for_new_ray() -> None:
+    """On pyspark 3.5, give the Spark jobs made from now on Python workers of their own.
+
+    Called each time the driver (re)connects to Ray. A Spark Python worker
+    that joined Ray exits with that Ray, and the driver restarts its embedded
+    Ray when a call asks for another runtime_env, namespace or address;
+    pyspark 3.5 would then hand the next task a dead worker. Spark keeps one
+    pool of Python workers per set of job environment variables, so a variable
+    counting the driver's connections keeps the jobs of a new Ray away from
+    the workers of the old one (idle ones time out after a minute).
+    """
+    if not REUSES_DEAD_WORKERS:
+        return
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context
+    if sc is not None:
+        sc.environment[RAY_SESSION_ENV] = str(next(_RAY_SESSIONS))
+
+
+_RAY_SESSIONS = itertools.count(1)
+
+
+def row_type_of(rows: Sequence[Any]) -> pa.StructType:
+    """The Arrow type of a batch of Spark's rows, read from their values.
+
+    A table function without ``analyze`` (pyspark before 4.0, and registered
+    functions on the row protocol) is never told its input's types. pyspark
+    hands a struct as a ``Row`` and a map as a ``dict``, so the values say
+    which is which, where Arrow's own inference would make every dict a struct.
+    Scalars are inferred by Arrow over the whole column (so decimals widen to fit).
+    """
+    row_type = _type_of(list(rows))
+    assert pa.types.is_struct(row_type), "Spark's rows are Rows"
+    return row_type
+
+
+def _type_of(values: list[Any]) -> pa.DataType:
+    present = [value for value in values if value is not None]
+    if not present:
+        return pa.null()
+    sample = present[0]
+    if isinstance(sample, Row):  # a struct, its fields in order
+        names = sample.__fields__
+        return pa.struct([pa.field(name, _type_of([value[i] for value in present])) for i, name in enumerate(names)])
+    if isinstance(sample, dict):  # a map
+        items = [item for value in present for item in value.items()]
+        key = _type_of([key for key, _ in items])
+        return pa.map_(pa.string() if pa.types.is_null(key) else key, _type_of([value for _, value in items]))
+    if isinstance(sample, list):
+        return pa.list_(_type_of([item for value in present for item in value]))
+    return pa.array(present).type
+
+
+def require(available: bool, feature: str, version: str = "4.0", instead: str = "") -> None:
+    """Fail with the feature's name and the pyspark it needs, when ``available`` is False.
+
+    Args:
+        available: one of the flags above.
+        feature: what the caller asked for, as users name it.
+        version: the first pyspark that has it.
+        instead: what works on this pyspark, if anything.
+
+    Raises:
+        SparkVersionError: "<feature> needs pyspark >= 4.0 (this is pyspark 3.5.7). <instead>"
+    """
+    if not available:
+        message = f"{feature} needs pyspark >= {version} (this is pyspark {pyspark.__version__})."
+        raise SparkVersionError(f"{message} {instead}" if instead else message)

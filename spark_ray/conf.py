@@ -366,13 +366,12 @@ def _spark_conf_options(spark: SparkSession | None) -> dict[str, Any]:
             name = canonical_name(key[len(SPARK_CONF_PREFIX) :])
             found[name] = _coerce(name, value)
     # Runtime settings (spark.conf.set) override the launch conf.
-    runtime = spark.conf.getAll if hasattr(spark.conf, "getAll") else None
-    if runtime is not None:
-        items = runtime.items() if isinstance(runtime, Mapping) else runtime().items()
-        for key, value in items:
-            if is_option_key(key):
-                name = canonical_name(key[len(SPARK_CONF_PREFIX) :])
-                found[name] = _coerce(name, value)
+    from .spark_compat import runtime_conf  # spark.conf.getAll is new in pyspark 4.0
+
+    for key, value in runtime_conf(spark).items():
+        if is_option_key(key):
+            name = canonical_name(key[len(SPARK_CONF_PREFIX) :])
+            found[name] = _coerce(name, value)
     return found
 
 

@@ -74,8 +74,12 @@ class _TokenCheck(flight.ServerMiddlewareFactory):
 
     def start_call(self, info: Any, headers: dict[str, list[Any]]) -> flight.ServerMiddleware:
         given = headers.get(_AUTH_HEADER, [])
-        given = [value.decode() if isinstance(value, bytes) else value for value in given]
-        if not secrets.compare_digest(given[0] if given else "", self.expected):
+        first = given[0] if given else b""
+        presented = first if isinstance(first, bytes) else str(first).encode("utf-8", "replace")
+        # Bytes, in constant time: a str with non-ASCII text would make compare_digest raise instead.
+        if not secrets.compare_digest(presented, self.expected.encode()):
+            log.warning("spark-ray data server refused a %s call: %s job token", _method_name(info),
+                        "wrong" if given else "no")  # fmt: skip
             raise flight.FlightUnauthenticatedError("spark-ray data server: missing or wrong job token")
         with self.lock:
             self.active_calls += 1
@@ -90,6 +94,11 @@ class _TokenCheck(flight.ServerMiddlewareFactory):
     def idle_for(self) -> float:
         with self.lock:
             return 0.0 if self.active_calls else time.monotonic() - self.last_activity
+
+
+def _method_name(info: Any) -> str:
+    method = getattr(info, "method", None)
+    return str(getattr(method, "name", method) or "Flight")
 
 
 class _CallDone(flight.ServerMiddleware):

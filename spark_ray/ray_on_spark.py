@@ -253,6 +253,7 @@ def _node_environment(sc: SparkContext) -> dict[str, str]:
     here require a token (``RAY_AUTH_MODE=token``); an explicit ``RAY_AUTH_MODE`` is respected.
     """
     from . import cluster
+    from .ray_auth import available_token
 
     bin_dir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "")
@@ -268,20 +269,12 @@ def _node_environment(sc: SparkContext) -> dict[str, str]:
         changed = True
     env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
     if env["RAY_AUTH_MODE"].lower() == "token":
-        token = os.environ.get("RAY_AUTH_TOKEN") or _token_file() or _new_token()
+        token = available_token() or _new_token()
         changed = changed or os.environ.get("RAY_AUTH_TOKEN") != token
         os.environ["RAY_AUTH_TOKEN"] = env["RAY_AUTH_TOKEN"] = token
     if changed and "ray" in sys.modules:
         cluster._reload_auth_settings()
     return env
-
-
-def _token_file() -> str | None:
-    path = os.path.expanduser("~/.ray/auth_token")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as token_file:
-        return token_file.read().strip() or None
 
 
 def _new_token() -> str:
@@ -413,11 +406,27 @@ def _start(sc: SparkContext, conf: RayTransformConf) -> RayOnSpark:
         handle=cluster_init._active_ray_cluster,
         started_s=elapsed,
     )
+    _stop_before(sc)
     threading.Thread(target=_watch, args=(running,), name="spark-ray-on-spark-watch", daemon=True).start()
     if not _State.exit_hook:
-        atexit.register(shutdown)
+        _register_exit_hook()
         _State.exit_hook = True
     return running
+
+
+def _register_exit_hook() -> None:
+    """Run ``shutdown`` at the driver's exit, before Python waits for its non-daemon threads: Ray on
+    Spark reads the head node's output in one, which ends only when the head does, and the head ends
+    only when this process does, so a driver that exits without ``spark_ray.shutdown()`` would hang
+    (seen here). ``threading._register_atexit`` runs exactly then; plain ``atexit`` would run too late."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(shutdown)
+            return
+        except RuntimeError:  # the interpreter is already shutting down
+            pass
+    atexit.register(shutdown)
 
 
 def _show(args: dict[str, Any]) -> str:
@@ -441,9 +450,33 @@ def _restore_hook() -> None:
         _restore_env(_HOOK_ENV, _State.user_hook)
 
 
+def _stop_before(sc: SparkContext) -> None:
+    """Stop the cluster just before its SparkContext stops (``sc.stop()``, which ``spark.stop()``
+    calls), wrapping that one object's ``stop``. After it, Ray's autoscaler would first see the worker
+    nodes die and try to start new ones through the stopped SparkContext (a traceback from Ray's job
+    server), and the nodes' Spark jobs would end as failures rather than be cancelled."""
+    original = sc.stop
+    if getattr(original, "_spark_ray_stops_ray_on_spark", False):
+        return
+
+    def stop(*args: Any, **kwargs: Any) -> Any:
+        running = _State.cluster
+        if running is not None and running.spark_context is sc:
+            log.info("the SparkSession of Ray on Spark at %s stops: stopping the cluster first", running.address)
+            _disconnect_if_joined(running)
+            with _State.lock:
+                if _State.cluster is running:
+                    _stop_locked(running)
+        return original(*args, **kwargs)
+
+    stop._spark_ray_stops_ray_on_spark = True  # type: ignore[attr-defined]
+    sc.stop = stop  # type: ignore[method-assign]
+
+
 def _watch(running: RayOnSpark) -> None:
-    """Stop the cluster when its SparkContext stops (``SparkContext.stop`` clears the active
-    context: a Python attribute, read without a call to the JVM)."""
+    """Stop the cluster when its SparkContext has stopped some other way than ``sc.stop()``
+    (``SparkContext.stop`` clears the active context: a Python attribute, read without a call to the
+    JVM)."""
     from pyspark import SparkContext
 
     while True:

@@ -20,6 +20,8 @@ What differs, and what spark-ray does about it:
 * ``REUSES_DEAD_WORKERS`` (before 4.0): Spark Python workers that joined a Ray
   the driver has since restarted are dead, and 3.5 would reuse them;
   ``python_workers_for_new_ray`` keeps each Ray session's jobs apart.
+* ``spark.conf.getAll`` (4.0): ``runtime_conf`` reads the runtime conf with
+  ``SET`` where it is missing, so ``spark.conf.set("spark.ray.*", ...)`` works.
 * ``HAS_VARIANT_TYPE`` (4.0): Spark's ``variant`` type, which no spark-ray
   path carries anyway; a schema naming it fails to parse on 3.5.
 
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,7 @@ __all__ = [
     "python_workers_for_new_ray",
     "require",
     "row_type_of",
+    "runtime_conf",
 ]
 
 
@@ -122,6 +125,18 @@ def python_workers_for_new_ray() -> None:
 
 
 _RAY_SESSIONS = itertools.count(1)
+
+
+def runtime_conf(spark: Any) -> dict[str, str]:
+    """The session's runtime conf (``spark.conf.set`` and what it started with), by key.
+
+    pyspark 4 has ``spark.conf.getAll`` (a dict on a classic session, a method
+    over Spark Connect); 3.5 has neither, and Spark SQL's ``SET`` lists the same.
+    """
+    get_all = getattr(spark.conf, "getAll", None)
+    if get_all is not None:
+        return dict(get_all if isinstance(get_all, Mapping) else get_all())
+    return {str(row[0]): str(row[1]) for row in spark.sql("SET").collect()}
 
 
 def row_type_of(rows: Sequence[Any]) -> pa.StructType:

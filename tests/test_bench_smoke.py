@@ -14,6 +14,7 @@ import sys
 import pytest
 
 BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+pytestmark = pytest.mark.needs_spark4(reason="the bench's naive case is df.toArrow(), new in pyspark 4.0")
 ROWS = 3_000
 # Everything in-process that needs no optional package and no Ray of another size.
 SMOKE_CASES = [

@@ -86,6 +86,7 @@ def test_address_in_code_is_used_when_none_is_given(seed_table):
     code = SEED_000_DATA_CODE.replace('"127.0.0.1:10579"', '"local"')
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no override, so no warning
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # pyspark 3.5's own (distutils)
         out = ray_transform(seed_table, code, "id long")
     assert sorted(r.id for r in out.collect()) == [9, 10, 11, 12, 13, 14]
 

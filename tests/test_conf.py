@@ -116,4 +116,5 @@ def test_byzer_interpreter_and_env_names_warn_once_and_do_not_fail(spark):
     assert [r.id for r in out.collect()] == [1]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same notes are not repeated
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # pyspark 3.5's own (distutils)
         ray_transform(df, lambda row: row, "id long", **settings)

@@ -28,7 +28,7 @@ def test_shard_can_be_read_more_than_once_from_memory_or_file(tmp_path):
         assert str(in_memory) == f"127.0.0.1:{server.port}" and "token" not in repr(in_memory)
 
 
-def test_request_without_the_token_is_refused():
+def test_request_without_the_token_is_refused_and_logged_without_it(caplog):
     with ShardServer() as server:
         server.add_shard(0, TABLE)
         client = flight.FlightClient(f"grpc://127.0.0.1:{server.port}")
@@ -42,6 +42,13 @@ def test_request_without_the_token_is_refused():
                 list(client.list_flights())
         finally:
             client.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert (
+        len(refusals) == 3
+        and any("no job token" in m for m in refusals)
+        and any("wrong job token" in m for m in refusals)
+    )
+    assert not any(server.address.token in m or "not-the-token" in m for m in refusals)
 
 
 def test_unknown_shard_is_a_clear_error():

@@ -176,6 +176,7 @@ def test_model_code_string_names_the_client_server(spark, df, head, form):
     code = MODEL_CODE.format(address=address)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ray_address given: no override warning
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # pyspark 3.5's own (distutils)
         out = ray_transform(df, code, SCHEMA, mode="model", run_in="driver", batch_rows=3)
     assert sorted(map(tuple, out.collect())) == [(i, head.port) for (i,) in ROWS]
     assert _driver_is_a_client_of(head)

@@ -22,8 +22,12 @@ What differs, and what spark-ray does about it:
   ``python_workers_for_new_ray`` keeps each Ray session's jobs apart.
 * ``spark.conf.getAll`` (4.0): ``runtime_conf`` reads the runtime conf with
   ``SET`` where it is missing, so ``spark.conf.set("spark.ray.*", ...)`` works.
-* ``HAS_VARIANT_TYPE`` (4.0): Spark's ``variant`` type, which no spark-ray
-  path carries anyway; a schema naming it fails to parse on 3.5.
+* ``getCondition`` / ``getMessage`` of Spark's errors (4.0):
+  ``spark_error_message`` gives the same text on 3.5, and ``sql_error_spans``
+  the positions of ``getQueryContext``.
+* Spark's ``variant`` type (4.0) does not exist on 3.5; no spark-ray path
+  carries it on any version.
+* ``DataFrame.toArrow`` (4.0) is not used by the library (only by the bench).
 
 ``AnalyzeArgument`` and ``AnalyzeResult`` are pyspark's where it has them, and
 stand-ins with the same fields otherwise, so that ``table_function`` imports
@@ -45,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyspark
 import pyspark.sql.functions
-import pyspark.sql.types
 import pyspark.sql.udtf
 from pyspark.sql import Row
 
@@ -54,7 +57,6 @@ from .errors import SparkVersionError
 __all__ = [
     "HAS_ARROW_UDTF",
     "HAS_UDTF_ANALYZE",
-    "HAS_VARIANT_TYPE",
     "PYSPARK_VERSION",
     "AnalyzeArgument",
     "AnalyzeResult",
@@ -62,6 +64,8 @@ __all__ = [
     "require",
     "row_type_of",
     "runtime_conf",
+    "spark_error_message",
+    "sql_error_spans",
 ]
 
 
@@ -75,7 +79,6 @@ PYSPARK_VERSION: tuple[int, int] = _version(pyspark.__version__)
 
 HAS_UDTF_ANALYZE: bool = hasattr(pyspark.sql.udtf, "AnalyzeArgument")
 HAS_ARROW_UDTF: bool = hasattr(pyspark.sql.functions, "arrow_udtf")
-HAS_VARIANT_TYPE: bool = hasattr(pyspark.sql.types, "VariantType")
 
 if TYPE_CHECKING or HAS_UDTF_ANALYZE:
     from pyspark.sql.udtf import AnalyzeArgument, AnalyzeResult
@@ -137,6 +140,42 @@ def runtime_conf(spark: Any) -> dict[str, str]:
     if get_all is not None:
         return dict(get_all if isinstance(get_all, Mapping) else get_all())
     return {str(row[0]): str(row[1]) for row in spark.sql("SET").collect()}
+
+
+def spark_error_message(error: Any) -> str:
+    """Spark's message for a ``PySparkException``, without the query plan Spark appends to some.
+
+    pyspark 4 has ``getCondition`` and ``getMessage``; 3.5 names the condition
+    ``getErrorClass`` and has no ``getMessage``, so the same text is asked of
+    Spark's ``SparkThrowableHelper``, as pyspark 4 does.
+    """
+    if hasattr(error, "getCondition"):
+        return str(error.getMessage() if error.getCondition() else error).strip()
+    condition = error.getErrorClass()
+    origin = getattr(error, "_origin", None)  # the JVM exception of a captured error
+    if condition and origin is not None:
+        from pyspark import SparkContext
+
+        helper = getattr(SparkContext._jvm, "org.apache.spark.SparkThrowableHelper")
+        return str(helper.getMessage(condition, origin.getMessageParameters())).strip()
+    return str(error).strip()
+
+
+def sql_error_spans(error: Any) -> list[tuple[int, int]]:
+    """Where in its SQL text Spark says ``error`` is: (start, stop) character offsets, stop included.
+
+    pyspark 4 has ``getQueryContext`` (with SQL and DataFrame contexts); on 3.5
+    the same SQL contexts are asked of the JVM exception.
+    """
+    if hasattr(error, "getQueryContext"):
+        contexts = [c for c in error.getQueryContext() if c.contextType().name == "SQL"]
+    else:
+        origin = getattr(error, "_origin", None)  # the JVM exception of a captured error
+        try:
+            contexts = list(origin.getQueryContext()) if origin is not None else []
+        except Exception:  # noqa: BLE001 - an exception that is no SparkThrowable has none
+            contexts = []
+    return [(int(c.startIndex()), int(c.stopIndex())) for c in contexts if c.startIndex() >= 0]
 
 
 def row_type_of(rows: Sequence[Any]) -> pa.StructType:

@@ -52,6 +52,7 @@ from spark_ray.environment import exported_pair
 from spark_ray.errors import ConfigError, SchemaParseError, SparkRayError, UserCodeError, did_you_mean
 from spark_ray.schema import parse_schema
 from spark_ray.schema_text import type_string
+from spark_ray.spark_compat import spark_error_message, sql_error_spans
 
 from . import conditions, notebook, sources
 from .commands import SUPPORTED
@@ -1063,9 +1064,8 @@ class ScriptSession:
         if not isinstance(statement, Select) or self._value(statement.sql) != statement.sql.text:
             return _first_line(statement)
         sql = statement.sql
-        for context in error.getQueryContext():
-            if context.contextType().name == "SQL" and context.startIndex() >= 0:
-                return sql.span.start + context.startIndex(), sql.span.start + context.stopIndex() + 1
+        for start, stop in sql_error_spans(error):  # getQueryContext: pyspark 4.0
+            return sql.span.start + start, sql.span.start + stop + 1
         match = _SPARK_PARSE_POSITION.search(str(error))
         if match:
             line, pos = int(match.group(1)), int(match.group(2))
@@ -1176,6 +1176,4 @@ def _option_name(option: Option, also: tuple[str, ...] = ()) -> str:
 
 def _spark_message(error: PySparkException) -> str:
     """Spark's message without the query plan it appends."""
-    condition = error.getCondition()
-    message = error.getMessage() if condition else str(error)
-    return message.strip()
+    return spark_error_message(error)  # the same text on pyspark 3.5, which has no getCondition

@@ -39,6 +39,9 @@ from processes import free_port, kill_pids, process_tree, spark_env, spark_home_
 
 MARKER = "CONNECT_RESULT "
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+pytestmark = pytest.mark.needs_spark4(
+    reason="pyspark 3.5 ships no Spark Connect server (its spark-connect jar comes from Maven, not with pyspark)"
+)
 IDLE_TIMEOUT = 123  # spark.ray.data_server_idle_timeout on the server's command line
 
 

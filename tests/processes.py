@@ -118,7 +118,21 @@ class RayCluster:
             # the child crashes before it starts (ray-project/ray#63202; every time here, grpcio 1.85).
             extra_env["GRPC_ENABLE_FORK_SUPPORT"] = "0"
         head._run(command, extra_env)
+        if head.client_port is not None:
+            head._wait_for_client_server(120.0)
         return head
+
+    def _wait_for_client_server(self, timeout_s: float) -> None:
+        """`ray start` returns before the Ray Client server listens; a test connecting at once is refused."""
+        assert self.client_port is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.client_port)) == 0:
+                    return
+            time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"the Ray Client server did not listen on 127.0.0.1:{self.client_port} within {timeout_s} s")
 
     def add_node(
         self, num_cpus: int = 1, resources: dict[str, float] | None = None, hide: list[str] | None = None

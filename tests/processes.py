@@ -235,30 +235,41 @@ def spark_submit(
     timeout_s: float = 600.0,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` with spark-submit, in its own session; killed (the whole group) on timeout."""
+    """Run ``script`` with spark-submit (``run_child``)."""
     command = [os.path.join(spark_home_dir(), "bin", "spark-submit"), "--master", master,
                "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.ui.enabled=false"]  # fmt: skip
     for key, value in (conf or {}).items():
         command += ["--conf", f"{key}={value}"]
     command += [script, *args]
-    process = subprocess.Popen(
-        command,
-        env=spark_env(**(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    return run_child(command, spark_env(**(env or {})), timeout_s)
+
+
+def run_child(command: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a session of its own; when it ends or times out, kill whatever it left in its
+    process group (Ray, a JVM). A timeout keeps the output so far and says so at the end of stderr."""
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
     )
     try:
-        out, err = process.communicate(timeout=timeout_s)
+        stdout, stderr = child.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        raise RuntimeError(f"spark-submit {script} timed out after {timeout_s} s:\n{out}\n{err[-4000:]}") from None
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+        stderr += f"\n(killed: still running after {timeout_s} s)"
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # anything it left in its group
-    return subprocess.CompletedProcess(command, process.returncode, out, err)
+            os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+
+
+def result_of(done: subprocess.CompletedProcess[str], marker: str) -> dict:
+    """The JSON a child printed after ``marker`` on a line of its own; a failure with its stderr's tail if none."""
+    for line in done.stdout.splitlines():
+        if line.startswith(marker):
+            return json.loads(line[len(marker) :])
+    tail = "\n".join(done.stderr.strip().splitlines()[-40:])
+    raise AssertionError(f"the child exited with {done.returncode} and no result:\n{tail}")
 
 
 def _start_logged(command: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:

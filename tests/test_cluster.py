@@ -3,41 +3,22 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 from conftest import stop_after_spark
+from processes import free_port, process_tree
 
 from spark_ray import RayTransformConf, cluster, ray_transform
 
 RAY_CLI = os.path.join(os.path.dirname(sys.executable), "ray")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _where_am_i(row):
     import ray
 
     return {"id": row["id"], "gcs": ray.get_runtime_context().gcs_address}
-
-
-def _process_tree(root_pattern: str) -> list[int]:
-    """Pids of processes whose command line holds ``root_pattern``, and all their descendants."""
-    table = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
-    rows = [line.split(None, 2) for line in table.splitlines() if line.strip()]
-    found = {int(row[0]) for row in rows if len(row) == 3 and root_pattern in row[2]}
-    grew = True
-    while grew:
-        children = {int(row[0]) for row in rows if int(row[1]) in found} - found
-        found |= children
-        grew = bool(children)
-    return sorted(found)
 
 
 @pytest.fixture
@@ -47,7 +28,7 @@ def existing_cluster(spark, tmp_path_factory):
     It gets its own temp dir so that stopping it touches only its processes; it
     is stopped after the session's Spark workers (connected to it) are gone.
     """
-    port = _free_port()
+    port = free_port()
     temp_dir = str(tmp_path_factory.mktemp("ray-cluster"))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
     start = [
@@ -55,7 +36,7 @@ def existing_cluster(spark, tmp_path_factory):
         f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]  # fmt: skip
     subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
-    stop_after_spark(lambda: _kill(_process_tree(temp_dir)))
+    stop_after_spark(lambda: _kill(process_tree(temp_dir)))
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -90,7 +71,7 @@ def test_embedded_ray_is_used_by_default(spark):
 
 def test_unreachable_address_names_it():
     # ray.init refuses a second connection in one process: try from a fresh one.
-    port = _free_port()
+    port = free_port()
     code = f"from spark_ray import cluster\ncluster._init_ray('127.0.0.1:{port}', 'spark_ray', None)\n"
     env = dict(os.environ, RAY_gcs_rpc_server_connect_timeout_s="3")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)

@@ -6,16 +6,13 @@ and without Ray's auth variables, which spark-ray must supply to Ray's node proc
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 
 import pytest
-from processes import BIN, kill_pids, process_tree, spark_env, wait_gone
+from processes import BIN, kill_pids, process_tree, result_of, run_child, spark_env, wait_gone
 
 from spark_ray import ConfigError
 from spark_ray.conf import RayTransformConf, resolve_conf
@@ -94,33 +91,16 @@ def found():
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_ADDRESS", "RAY_ON_SPARK_START_HOOK"):
         env.pop(key, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(CHILD)), env.get("PYTHONPATH")]))
-    child = subprocess.Popen(
-        [sys.executable, CHILD, marker_dir],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
     try:
-        stdout, stderr = child.communicate(timeout=900)
+        done = run_child([sys.executable, CHILD, marker_dir], env, 900.0)
     finally:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        child.wait()
         left = wait_gone(process_tree(marker_dir), 60.0)
         kill_pids(left)
         wait_gone(left, 10.0)
         shutil.rmtree(marker_dir, ignore_errors=True)
-    for line in stdout.splitlines():
-        if line.startswith(RESULT):
-            result = json.loads(line[len(RESULT) :])
-            result["left_after_exit"] = left
-            return result
-    tail = "\n".join(stderr.strip().splitlines()[-40:])
-    pytest.fail(f"the child exited with {child.returncode} and no result:\n{tail}")
+    result = result_of(done, RESULT)
+    result["left_after_exit"] = left
+    return result
 
 
 def test_the_cluster_is_sized_by_the_rule_and_the_option(found):

@@ -8,11 +8,10 @@ disk that leaked to them would fail the job instead of passing unnoticed.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
-from processes import RayCluster, SparkStandalone, spark_submit, wait_gone
+from processes import RayCluster, SparkStandalone, result_of, spark_submit, wait_gone
 
 CHILD = os.path.join(os.path.dirname(__file__), "deploy_child.py")
 MARK = "DEPLOY_RESULT "
@@ -43,9 +42,7 @@ def _submit(deployment, env: dict[str, str]):
     done = spark_submit(spark.master_url, CHILD, [ray_head.address, driver_only], timeout_s=480.0, env=env)
     errors = "\n".join(line for line in done.stderr.splitlines() if " INFO " not in line)
     assert done.returncode == 0, f"spark-submit failed:\n{done.stdout[-3000:]}\n{errors[-8000:]}"
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
-    assert lines, f"no result line:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return json.loads(lines[-1][len(MARK) :]), done
+    return result_of(done, MARK), done
 
 
 def test_spark_submit_runs_every_path_on_the_ray_node_that_has_the_resource(deployment):

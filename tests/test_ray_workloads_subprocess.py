@@ -4,13 +4,11 @@ accelerator_type reach tasks and actors; a Dataset made by to_ray_dataset surviv
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 
 import pytest
+from processes import result_of, run_child
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_workloads_child.py")
 MARKER = "CHILD_RESULT "
@@ -19,28 +17,8 @@ MARKER = "CHILD_RESULT "
 @pytest.fixture(scope="module")
 def found():
     """Run the child once for the module; stop its whole process group whatever happens."""
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    child = subprocess.Popen(
-        [sys.executable, CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = child.communicate(timeout=600)
-    finally:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)  # anything the child left behind (Ray, the JVM)
-        except ProcessLookupError:
-            pass
-        child.wait()
-    for line in stdout.splitlines():
-        if line.startswith(MARKER):
-            return json.loads(line[len(MARKER) :])
-    tail = "\n".join(stderr.strip().splitlines()[-30:])
-    pytest.fail(f"the child exited with {child.returncode} and no result:\n{tail}")
+    done = run_child([sys.executable, CHILD], dict(os.environ, RAY_USAGE_STATS_ENABLED="0"), 600.0)
+    return result_of(done, MARKER)
 
 
 @pytest.mark.parametrize("run_in", ["executor", "driver"])

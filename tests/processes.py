@@ -125,14 +125,11 @@ class RayCluster:
     def _wait_for_client_server(self, timeout_s: float) -> None:
         """`ray start` returns before the Ray Client server listens; a test connecting at once is refused."""
         assert self.client_port is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.client_port)) == 0:
-                    return
-            time.sleep(0.3)
-        self.stop()
-        raise TimeoutError(f"the Ray Client server did not listen on 127.0.0.1:{self.client_port} within {timeout_s} s")
+        try:
+            _wait_for_port(self.client_port, timeout_s)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def add_node(
         self, num_cpus: int = 1, resources: dict[str, float] | None = None, hide: list[str] | None = None
@@ -277,10 +274,11 @@ def _start_logged(command: list[str], env: dict[str, str], log_path: str) -> sub
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
+def _wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Until something listens on 127.0.0.1:``port``; fails early if ``process`` (the one to listen) exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"the process for port {port} exited with {process.returncode}")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:

@@ -86,8 +86,8 @@ def test_ray_remote_args_reach_tasks_and_actors(spark, code):
     assert seen["env"] == "from-remote-args"
 
 
-def test_max_retries_and_retry_exceptions_retry_a_failing_task(spark, tmp_path):
-    marker = str(tmp_path / "failed-once")
+def _fails_once(marker: str):
+    """A row function that raises the first time it runs anywhere (``marker`` records it), then passes rows on."""
 
     def flaky(row):
         if not os.path.exists(marker):
@@ -95,20 +95,18 @@ def test_max_retries_and_retry_exceptions_retry_a_failing_task(spark, tmp_path):
             raise ConnectionError("the model server hiccuped")
         return row
 
+    return flaky
+
+
+def test_max_retries_and_retry_exceptions_retry_a_failing_task(spark, tmp_path):
+    flaky = _fails_once(str(tmp_path / "failed-once"))
     df = spark.range(0, 1, numPartitions=1)
     out = ray_transform(df, flaky, "id long", max_retries=1, retry_exceptions=True)
     assert [r.id for r in out.collect()] == [0]
 
 
 def test_without_retries_the_same_failure_is_the_users_error(spark, tmp_path):
-    marker = str(tmp_path / "failed-once")
-
-    def flaky(row):
-        if not os.path.exists(marker):
-            open(marker, "w").close()
-            raise ConnectionError("the model server hiccuped")
-        return row
-
+    flaky = _fails_once(str(tmp_path / "failed-once"))
     df = spark.range(0, 1, numPartitions=1)
     with pytest.raises(Exception, match="raised ConnectionError: the model server hiccuped"):
         ray_transform(df, flaky, "id long", run_in="driver", max_retries=0)

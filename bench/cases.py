@@ -375,6 +375,15 @@ def _workload_cases() -> list[Case]:
 
 
 CASES += _workload_cases()
+
+
+def _model_cases() -> list[Case]:
+    from model_cases import MODEL_CASES  # built on this module's Case, like the SQL cases
+
+    return MODEL_CASES
+
+
+CASES += _model_cases()
 CASES_BY_NAME = {case.name: case for case in CASES}
 
 

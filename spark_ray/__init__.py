@@ -23,11 +23,13 @@ if TYPE_CHECKING:
         MemoryLimitError,
         PoolError,
         RayConnectionError,
+        RayWorkLostError,
         ResultSchemaError,
         SchemaError,
         SchemaParseError,
         SparkRayError,
         UserCodeError,
+        spark_ray_error_in,
     )
     from .ray_on_spark import shutdown
     from .registered_function import RegisteredFunction, register_function, registered_functions
@@ -52,11 +54,13 @@ _PUBLIC = {
     "MemoryLimitError": "errors",
     "PoolError": "errors",
     "RayConnectionError": "errors",
+    "RayWorkLostError": "errors",
     "ResultSchemaError": "errors",
     "SchemaError": "errors",
     "SchemaParseError": "errors",
     "SparkRayError": "errors",
     "UserCodeError": "errors",
+    "spark_ray_error_in": "errors",
 }
 
 __all__ = [
@@ -67,6 +71,7 @@ __all__ = [
     "PoolError",
     "RayConnectionError",
     "RayTransformConf",
+    "RayWorkLostError",
     "ResultSchemaError",
     "SchemaError",
     "SchemaParseError",
@@ -82,6 +87,7 @@ __all__ = [
     "registered_functions",
     "set_session_conf",
     "shutdown",
+    "spark_ray_error_in",
     "to_ray_dataset",
 ]
 

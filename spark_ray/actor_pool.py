@@ -77,6 +77,7 @@ class PoolRef:
     pool_id: str
     call_options: dict[str, Any] = field(default_factory=dict)
     max_size: int = 1
+    max_retries: int | None = None  # the call's, for an error that says whether Ray retried
 
     @property
     def call_slots(self) -> int:
@@ -518,7 +519,8 @@ def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: s
     spec = PoolSpec(program_blob, options, low, high, conf.actor_idle_timeout, label)
     registry = _registry()
     ray.get(registry.open.remote(job_id, spec))
-    return PoolRef(registry_name(), ray.get_runtime_context().namespace, job_id, call_options, high)
+    namespace = ray.get_runtime_context().namespace
+    return PoolRef(registry_name(), namespace, job_id, call_options, high, conf.max_retries)
 
 
 def make_way_for_a_new_call() -> None:
@@ -606,14 +608,13 @@ class PoolRunner:
         return ref
 
     def collect(self, ref: Any) -> pa.Table:
-        import ray
-
+        from .errors import RayWorkLostError
         from .runners import task_result
 
         _, index = self._calls.pop(ref, (None, -1))
         try:
-            return task_result(ref)
-        except ray.exceptions.RayActorError:
+            return task_result(ref, where=f"a shard on actor {index} of the pool", retries=self.ref.max_retries)
+        except RayWorkLostError:  # the actor (or its node) died: the pool must forget it
             self.registry.lost.remote(self.ref.pool_id, index)
             raise
 

@@ -17,6 +17,7 @@ from pyspark.sql.types import StructType
 from . import cluster
 from .code_string import user_function
 from .conf import RayTransformConf, resolve_conf
+from .convert import spark_safe_input
 from .environment import warn_about_python_env
 from .errors import ConfigError
 from .jobs import new_job_id
@@ -95,6 +96,7 @@ def _transform_data(df: DataFrame, struct: StructType, user: UserFunction, conf:
     """Data mode: the shard program, pickled once, then the path that runs it (with the call's
     actor pool when the code is a callable class)."""
     _check_constructor_options(user, conf)
+    df, input_names = spark_safe_input(df)
     program = ShardProgram(
         user,
         to_arrow_schema(struct),
@@ -103,6 +105,7 @@ def _transform_data(df: DataFrame, struct: StructType, user: UserFunction, conf:
         constructor_kwargs=dict(conf.fn_constructor_kwargs or {}),
         memory_limit_mb=conf.memory_limit_mb,
         memory_limit_option="py_executor_memory" if conf.py_executor_memory is not None else "memory",
+        input_names=input_names,
     )
     program_blob = pickle_with_user_module(program, user.fn)
     ray_spec = cluster.ensure_driver_ray(conf) if conf.uses_ray else None

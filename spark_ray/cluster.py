@@ -273,12 +273,18 @@ def ensure_driver_ray(conf: RayTransformConf) -> RaySpec:
             # The user called ray.init() themselves: use their connection.
             return _describe_current(conf, None)
         want = (address, conf.ray_namespace, _freeze_runtime_env(conf.runtime_env))
+        lost = _drop_if_lost() if ray.is_initialized() and _Connection.owned else None
         if ray.is_initialized() and _Connection.asked == want and _Connection.spec is not None:
             return _Connection.spec
         if address is not None:  # an address that cannot work fails before the working connection is closed
-            _check_client_extra(address)
-            _check_reachable(address)
-            _check_client_server(address)
+            try:
+                _check_client_extra(address)
+                _check_reachable(address)
+                _check_client_server(address)
+            except RayConnectionError as error:
+                if lost is None:
+                    raise
+                raise RayConnectionError(f"{lost} Connecting again failed: {error}") from None
         if ray.is_initialized() and _Connection.owned:
             ray.shutdown()
         if address is None:
@@ -296,6 +302,48 @@ def ensure_driver_ray(conf: RayTransformConf) -> RaySpec:
 
         python_workers_for_new_ray()
         return _Connection.spec
+
+
+def _drop_if_lost() -> str | None:
+    """End this driver's Ray connection if its cluster is gone, and say what happened (else None).
+
+    When the Ray this driver joined stops (the embedded Ray's processes killed, a cluster's head
+    restarted), ``ray.is_initialized()`` still says True: the next call would hand Spark's workers the
+    dead address, wait on it, and about 60 s later Ray's own watchdog would end this process ("Failed to
+    connect to GCS ... The program will terminate"). Nothing answering at the GCS address is the sign; the
+    dead connection is shut down (a few seconds) so that the call can start or join a Ray afresh.
+    """
+    import ray
+
+    spec = _Connection.spec
+    if spec is None:
+        return None
+    target = split_host_port(spec.address, RAY_CLIENT_DEFAULT_PORT if spec.is_client else None)
+    if target is None:
+        return None
+    try:
+        with socket.create_connection(target, timeout=2.0):
+            return None
+    except TimeoutError:
+        return None  # slow is not gone: let Ray's own timeouts decide
+    except OSError as error:
+        reason = f"{type(error).__name__}: {error.strerror or error}"
+    embedded = _Connection.asked is not None and _Connection.asked[0] is None
+    what = "the embedded Ray this driver started" if embedded else "the Ray cluster this driver joined"
+    lost = (
+        f"{what} (at {spec.address!r}) is gone: nothing answers at that address ({reason}); its processes were "
+        "stopped or killed, and its objects, actors and actor pools with them."
+    )
+    log.warning("spark-ray: %s %s", lost, "Starting a new embedded Ray." if embedded else "Connecting again.")
+    try:
+        ray.shutdown()
+    except Exception as error:  # noqa: BLE001 - the connection is dead either way
+        log.debug("shutting down the lost Ray connection: %s", error)
+    _Connection.owned = False
+    _Connection.spec = None
+    _Connection.asked = None
+    _DRIVER_ACTORS.clear()
+    return lost
 
 
 def _describe_current(conf: RayTransformConf, asked: str | None) -> RaySpec:

@@ -9,10 +9,12 @@ A code string sees ``context`` (a PythonContext, also bound as
 - Model mode: the code runs once. It lists the shards
   (``ray_context.data_servers()``), reads them (``fetch_once_as_rows(shard)``,
   ``RayContext.collect_from(shards)``, also from inside Ray tasks), or takes the
-  whole table (``collect()``, ``to_pandas()``, ``to_dataset()``, and
-  ``to_dataset().to_dask()`` where dask is installed), and sets the output
+  whole table (``collect()``, ``collect_batches()``, ``to_pandas()``,
+  ``to_dataset()``, and ``to_dataset().to_dask()`` where dask is installed),
+  and sets the output
   (``context.set_output([[pd.Series, ...]])``, ``context.build_result(rows)``,
-  ``ray_context.build_result_from_dataframe(df)``, or a directory as Byzer's
+  ``ray_context.build_result_from_dataframe(df)``,
+  ``ray_context.build_result_from_batches(arrow_batches)``, or a directory as Byzer's
   ``schema=file`` rows with ``build_result_from_dir(path)``).
 """
 
@@ -26,7 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .convert import ROWS_PER_CHUNK, conform_table, pandas_to_table, rows_of, rows_to_batch
+from .convert import ROWS_PER_CHUNK, conform_table, pandas_to_table, rows_of, rows_to_batch, to_pandas
 from .errors import ContextError, ResultSchemaError, UserCodeError
 from .shard_server import ShardHandle, fetch_batches, fetch_table
 
@@ -252,6 +254,16 @@ class RayContext:
                 )
             yield from fetch_rows(shard)
 
+    def collect_batches(self) -> Iterator[pa.RecordBatch]:
+        """The whole table as Arrow batches, in order, read a shard at a time as they are iterated.
+
+        The batch API of model mode: no Python object per value, and only the
+        shard being read in memory. Pair it with ``build_result_from_batches``
+        for a program that is Arrow (or pandas, per batch) from end to end.
+        """
+        for shard in self.data_servers():
+            yield from fetch_batches(shard)
+
     def collect(self) -> list[dict[str, Any]]:
         """The whole table as a list of dicts (it must fit in memory)."""
         return [row for shard in self.data_servers() for row in fetch_rows(shard)]
@@ -259,21 +271,20 @@ class RayContext:
     def to_pandas(self) -> Any:
         """The whole table as one pandas DataFrame (it must fit in memory)."""
         tables = [fetch_table(shard) for shard in self.data_servers()]
-        if tables:
-            return pa.concat_tables(tables).to_pandas()
-        return (self.context.input_schema or pa.schema([])).empty_table().to_pandas()
+        whole = pa.concat_tables(tables) if tables else (self.context.input_schema or pa.schema([])).empty_table()
+        return to_pandas(whole)  # maps as dicts, as the pandas kind gets them
 
     def to_dataset(self) -> Any:
-        """The whole table as a Ray Dataset, read shard by shard by Ray tasks.
+        """The whole table as a Ray Dataset, read shard by shard by Ray tasks as it is consumed.
 
-        ``.to_dask()`` on it needs the dask package; without it the error says so
-        and what to use instead.
+        Streaming: Ray Data reads the shards as its operators need blocks, so
+        the table is never held whole (see ``shard_datasource``). Consume it
+        within the program. ``.to_dask()`` on it needs the dask package;
+        without it the error says so and what to use instead.
         """
-        import ray
+        from .shard_datasource import shard_dataset
 
-        fetch = ray.remote(fetch_table)
-        refs: list[Any] = [fetch.remote(shard) for shard in self.data_servers()]
-        dataset = ray.data.from_arrow_refs(refs)
+        dataset = shard_dataset(self.data_servers(), self.context.input_schema or pa.schema([]))
         dataset.__class__ = _dataset_class(type(dataset))
         return dataset
 
@@ -281,6 +292,15 @@ class RayContext:
     def build_result(self, rows: Iterable[Any]) -> None:
         """``context.build_result(rows)``, reachable from the RayContext as in pyjava."""
         self.context.build_result(rows)
+
+    def build_result_from_batches(self, batches: Iterable[Any]) -> None:
+        """Arrow batches or tables (or pandas DataFrames) as the output, each matched to the schema by name.
+
+        Each is checked and kept as it arrives, so a generator over
+        ``collect_batches()`` never holds the input whole.
+        """
+        for batch in batches:
+            self.context.set_output(batch)
 
     def build_result_from_dataframe(self, df: Any) -> None:
         """A pandas DataFrame as the output, columns by name (pyjava's ``build_result_from_dataframe``)."""

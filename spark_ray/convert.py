@@ -11,7 +11,8 @@ helps nobody.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -61,11 +62,17 @@ def _strict_array(values: list[Any], expected: pa.DataType) -> pa.Array:
     return array
 
 
-def rows_to_batch(rows: list[Any], schema: pa.Schema, producer: str) -> pa.RecordBatch:
+def rows_to_batch(
+    rows: list[Any], schema: pa.Schema, producer: str, droppable: Collection[str] | None = None
+) -> pa.RecordBatch:
     """Build one batch from rows given as dicts (by name) or tuples (by position).
 
-    Dict keys that are not in the schema are ignored, so a function may return
-    its input row whole and let the schema pick columns; a missing key is an error.
+    A missing key is an error. Keys that are not in the schema may be dropped
+    only when they are in ``droppable`` (the input's columns: a function may
+    return its input row whole and let the schema pick columns); any other
+    extra key is a value the function computed and the schema would lose
+    silently, so it is an error that names it. ``droppable`` None drops every
+    extra key (callers that do not know the input).
     """
     names = schema.names
     try:
@@ -73,6 +80,8 @@ def rows_to_batch(rows: list[Any], schema: pa.Schema, producer: str) -> pa.Recor
         columns = [[row[name] for row in rows] for name in names]
     except (KeyError, TypeError, IndexError):
         columns = _columns_from_mixed_rows(rows, names, producer)
+    if droppable is not None:
+        _refuse_extra_keys(rows, names, droppable, producer)
     arrays = []
     for name, values, schema_field in zip(names, columns, schema):
         try:
@@ -81,6 +90,30 @@ def rows_to_batch(rows: list[Any], schema: pa.Schema, producer: str) -> pa.Recor
             found = _find_bad_value(name, values, schema_field.type, producer)
             raise (found or _value_error(name, schema_field.type, values, None, producer, str(error))) from None
     return _checked_batch(arrays, schema, producer)
+
+
+def _refuse_extra_keys(rows: list[Any], names: list[str], droppable: Collection[str], producer: str) -> None:
+    """Name the keys of a dict row (or fields of a Row) that neither the schema nor the input has.
+
+    Every row has every schema column by now, so only a row longer than the
+    schema can have extra keys; the usual row costs one ``len``.
+    """
+    width = len(names)
+    allowed: set[str] | None = None
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict) and not hasattr(row, "asDict"):
+            continue
+        if len(row) <= width:
+            continue
+        if allowed is None:
+            allowed = set(names).union(droppable)
+        keys = row if isinstance(row, dict) else row.asDict(recursive=False)
+        extra = [key for key in keys if key not in allowed]
+        if extra:
+            raise ResultSchemaError(
+                f"{producer} returned a row with key(s) {sorted(map(str, extra))} that are not in the schema "
+                f"(row {index}; schema columns {names}): add them to the schema, or leave them out of the row"
+            )
 
 
 def _columns_from_mixed_rows(rows: list[Any], names: list[str], producer: str) -> list[list[Any]]:
@@ -192,16 +225,97 @@ def conform_table(data: pa.Table | pa.RecordBatch, schema: pa.Schema, producer: 
 
 
 def pandas_to_table(frame: Any, schema: pa.Schema, producer: str) -> pa.Table:
-    """A pandas DataFrame from user code, as an Arrow table of the schema."""
+    """A pandas DataFrame from user code, as an Arrow table of the schema.
+
+    Arrow reads each column by guessing its type from the values, then
+    ``conform_table`` checks and casts it, so a wrong column gets an error
+    naming it. A column the schema declares a map is read apart
+    (``_map_array``): pandas holds maps as dicts or lists of pairs, from which
+    Arrow guesses a struct or fails ("Expected bytes, got a 'int' object").
+    """
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
         raise ResultSchemaError(f"{producer} must return a pandas DataFrame, got {type(frame).__name__}")
+    names = [str(name) for name in frame.columns]
+    targets: list[pa.DataType | None] = [None] * len(names)
+    if len(set(names)) == len(names) and set(names) == set(schema.names):
+        targets = [schema.field(name).type for name in names]
+    elif len(names) == len(schema.names):
+        targets = list(schema.types)
+    arrays = []
+    for position, (name, target) in enumerate(zip(names, targets)):
+        series = frame.iloc[:, position]
+        if target is not None and pa.types.is_map(target):
+            arrays.append(_map_array(series.tolist(), target, name, producer))
+            continue
+        try:
+            arrays.append(pa.array(series, from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as error:
+            raise ResultSchemaError(
+                f"{producer} returned a DataFrame whose column {name!r} Arrow cannot read: {error}"
+            ) from None
+    return conform_table(pa.Table.from_arrays(arrays, names=names), schema, producer)
+
+
+def _map_array(cells: list[Any], target: pa.MapType, column: str, producer: str) -> pa.Array:
+    """Maps given as dicts or lists of (key, value) pairs (None or NaN: a null map), as ``target``.
+
+    Keys and values are read and checked as columns of their own (``_conformed``),
+    so a value that does not fit (1.5 for a long) is refused as anywhere else,
+    not truncated as Arrow's direct conversion to a map type would.
+    """
+    offsets = [0]
+    nulls = []
+    keys: list[Any] = []
+    items: list[Any] = []
+    for row, cell in enumerate(cells):
+        missing = cell is None or (isinstance(cell, float) and cell != cell)
+        nulls.append(missing)
+        if missing:
+            pass
+        elif isinstance(cell, dict):
+            keys.extend(cell.keys())
+            items.extend(cell.values())
+        else:
+            try:
+                pairs = [(key, item) for key, item in cell]
+            except (TypeError, ValueError):
+                raise _value_error(
+                    column, target, cell, row, producer, "a map is a dict, or a list of (key, value) pairs"
+                ) from None
+            keys.extend(key for key, _ in pairs)
+            items.extend(item for _, item in pairs)
+        offsets.append(len(keys))
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        _conformed(keys, target.key_type, f"{column} (map keys)", producer),
+        _conformed(items, target.item_type, f"{column} (map values)", producer),
+        type=target,
+        mask=pa.array(nulls, pa.bool_()) if any(nulls) else None,
+    )
+
+
+def _conformed(values: list[Any], target: pa.DataType, column: str, producer: str) -> pa.Array:
+    """Python values as an Arrow array of ``target``, guessed then cast safely as any result column."""
+    if pa.types.is_map(target):
+        return _map_array(values, target, column, producer)
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise ResultSchemaError(f"{producer} returned a DataFrame Arrow cannot read: {error}") from None
-    return conform_table(table, schema, producer)
+        guessed = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError) as error:
+        raise (
+            _find_bad_value(column, values, target, producer)
+            or _value_error(column, target, None, None, producer, str(error))
+        ) from None
+    table = conform_table(pa.table({column: guessed}), pa.schema([pa.field(column, target)]), producer)
+    return table.column(0).combine_chunks()
+
+
+def to_pandas(table: pa.Table) -> Any:
+    """A shard as the pandas DataFrame a ``kind="pandas"`` function gets: maps as dicts, as Spark's
+    mapInPandas and our row kind give them (Arrow's default is a list of pairs)."""
+    maps = "strict" if any(has_map(f.type) for f in table.schema) else None
+    return table.to_pandas(maps_as_pydicts=maps)
 
 
 # Rows turned into Python objects (or back) at a time: a shard as Python dicts is ~50x its Arrow size,
@@ -229,3 +343,80 @@ def has_map(t: pa.DataType) -> bool:
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return has_map(t.value_type)
     return False
+
+
+def _has_offsets(t: pa.DataType) -> bool:
+    """Whether arrays of ``t`` hold an offsets buffer somewhere (strings, binaries, lists, maps)."""
+    if pa.types.is_struct(t):
+        return any(_has_offsets(f.type) for f in t)
+    return _offsets_width(t) is not None
+
+
+def _offsets_width(t: pa.DataType) -> int | None:
+    if pa.types.is_large_string(t) or pa.types.is_large_binary(t) or pa.types.is_large_list(t):
+        return 8
+    if pa.types.is_string(t) or pa.types.is_binary(t) or pa.types.is_list(t) or pa.types.is_map(t):
+        return 4
+    return None
+
+
+def _short_offsets(array: pa.Array) -> bool:
+    """Whether ``array`` or a child has fewer offsets than its length needs.
+
+    Arrow Java (Spark) writes an empty offsets buffer for an empty string or
+    list vector, such as the keys of a column whose maps are all empty or null;
+    Arrow allows it, but Ray's Arrow serializer then fails ("Buffer #1 too
+    small"), or falls back to IPC with a warning.
+    """
+    t = array.type
+    if pa.types.is_struct(t):
+        return any(_short_offsets(array.field(i)) for i in range(t.num_fields))
+    width = _offsets_width(t)
+    if width is None:
+        return False
+    offsets = array.buffers()[1]
+    if offsets is None or offsets.size < (array.offset + len(array) + 1) * width:
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
+        return _short_offsets(array.values)
+    return False
+
+
+def _rebuilt(array: pa.Array) -> pa.Array:
+    # Concatenating writes fresh buffers, with every offset in place.
+    return pa.concat_arrays([array, pa.array([], type=array.type)])
+
+
+def with_complete_offsets(data: pa.Table) -> pa.Table:
+    """``data``, with the columns whose offsets buffers are short (see ``_short_offsets``) rebuilt.
+
+    Called on what goes into Ray's serializer: shards from Spark, and results
+    (an ``arrow`` function may return its input). Other columns are untouched,
+    so the usual table costs a look at its column types.
+    """
+    for index, column in enumerate(data.columns):
+        if not _has_offsets(column.type) or not any(_short_offsets(chunk) for chunk in column.chunks):
+            continue
+        rebuilt = pa.chunked_array([_rebuilt(chunk) for chunk in column.chunks], type=column.type)
+        data = data.set_column(index, data.schema.field(index), rebuilt)
+    return data
+
+
+# An input column name pyspark can pass to mapInArrow: it resolves each input column by name
+# (``df[name]``), where a dot means a struct field and a backtick quotes, so "a.b" fails to resolve.
+_PLAIN_NAME = re.compile(r"[^\W\d]\w*")
+
+
+def spark_safe_input(df: Any) -> tuple[Any, list[str] | None]:
+    """``df`` with placeholder column names when pyspark's mapInArrow could not pass its own, and the
+    names to give the shards back (``ShardProgram.input_names``); ``(df, None)`` when its names are fine.
+
+    pyspark's ``mapInArrow`` picks its input columns with ``df[name]``, which
+    reads "a.b" as field b of column a and fails, and is ambiguous for a
+    name used twice. Renaming by position (``toDF``) resolves nothing.
+    """
+    names = list(df.columns)
+    lowered = [name.lower() for name in names]
+    if all(_PLAIN_NAME.fullmatch(name) for name in names) and len(set(lowered)) == len(lowered):
+        return df, None
+    return df.toDF(*[f"_spark_ray_input_{index}" for index in range(len(names))]), names

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from .checkpoint import checkpoint_surviving_an_executor
 from .errors import ConfigError, SchemaError
 
 if TYPE_CHECKING:
@@ -477,6 +478,6 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
     try:
         with spark_job_group(spark, conf, loan_id, "spark-ray from_ray_dataset"):
             indices = spark.range(0, len(refs), numPartitions=partitions)
-            return indices.mapInArrow(reader, struct).localCheckpoint(eager=True)
+            return checkpoint_surviving_an_executor(indices.mapInArrow(reader, struct))
     finally:
         keeper.end_loan.remote(loan_id)

@@ -22,11 +22,12 @@ import pyarrow.flight as flight
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
+from .checkpoint import checkpoint_surviving_an_executor
 from .conf import RayTransformConf
 from .data_server import ServerAddress, server_host
 from .jobs import JobGroup
 from .relay_server import ChunkKey, RelayServer
-from .runners import BatchRunner, RayRunner, task_result
+from .runners import BatchRunner, RayRunner, task_result, wait_for
 from .shard_server import ShardHandle
 from .spark_session_kind import kind_of
 
@@ -81,8 +82,6 @@ class DriverRelay:
             chunk.started.set()
 
     def result(self, key: ChunkKey) -> pa.Table:
-        import ray
-
         with self._lock:
             chunk = self._chunks.get(key)
         if chunk is None:
@@ -92,11 +91,15 @@ class DriverRelay:
         while not chunk.started.wait(timeout=1.0) or chunk.ref is None:
             if self._closed.is_set() or (chunk.started.is_set() and chunk.ref is None):
                 raise flight.FlightServerError(f"spark-ray: the job ended before chunk {key} had its result")
-        while not ray.wait([chunk.ref], timeout=1.0)[0]:
+        where = f"chunk {key[1]} of Spark partition {key[0]}"
+        demand = getattr(self.runner, "demand", None)  # a pool's actors are watched by the pool
+        try:
+            wait_for(chunk.ref, where, demand, stopped=self._closed.is_set)
             if self._closed.is_set():
                 raise flight.FlightServerError(f"spark-ray: the job ended before chunk {key} had its result")
-        try:
-            return task_result(chunk.ref)
+            return task_result(chunk.ref, where=where, retries=getattr(self.runner, "retries", None))
+        except flight.FlightServerError:
+            raise
         except BaseException as error:
             self.fail(error)
             raise flight.FlightServerError(f"spark-ray: the Ray task of chunk {key} failed: {error}") from None
@@ -210,7 +213,7 @@ def run_on_driver(
             adaptive=conf.batch_sizing == "auto",
         )
         try:
-            return df.mapInArrow(relay_partition, schema).localCheckpoint(eager=True)
+            return checkpoint_surviving_an_executor(df.mapInArrow(relay_partition, schema))
         except BaseException:
             if relay.error is not None:  # the cause, rather than the Spark task failure it led to
                 raise relay.error from None

@@ -17,6 +17,8 @@ from pyspark.sql.types import StructType
 
 from .cluster import RaySpec
 from .conf import RayTransformConf
+from .convert import with_complete_offsets
+from .errors import reported_first
 from .runners import coalesce, map_shards, runner_for
 from .shard_sizing import ShardSizer, observing
 
@@ -48,17 +50,21 @@ def partition_function(
     adaptive = conf.batch_sizing == "auto" and ray_spec is not None
 
     def run_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        if ray_spec is not None:
-            from .cluster import ensure_worker_ray
+        # The user catches Spark's PythonException: its report opens with our one line (column, value,
+        # function) rather than our traceback.
+        with reported_first():
+            if ray_spec is not None:
+                from .cluster import ensure_worker_ray
 
-            ensure_worker_ray(ray_spec)
-        task_options = cloudpickle.loads(options_blob)
-        runner = runner_for(job_id, program_blob, ray_spec, task_options, pool=pool)
-        sizer = ShardSizer(max_rows, max_bytes) if adaptive else None
-        collect = observing(runner.collect, sizer)
-        shards = coalesce(batches, max_bytes, max_rows, sizer)
-        for table in map_shards(runner, shards, in_flight, collect):
-            yield from table.to_batches()
+                ensure_worker_ray(ray_spec)
+            task_options = cloudpickle.loads(options_blob)
+            runner = runner_for(job_id, program_blob, ray_spec, task_options, pool=pool)
+            sizer = ShardSizer(max_rows, max_bytes) if adaptive else None
+            collect = observing(runner.collect, sizer)
+            # Spark's empty string and list vectors have no offsets, which Ray's serializer refuses.
+            shards = (with_complete_offsets(shard) for shard in coalesce(batches, max_bytes, max_rows, sizer))
+            for table in map_shards(runner, shards, in_flight, collect):
+                yield from table.to_batches()
 
     # The name shows in the query plan (MapInArrow ray_transform[...]) and the Spark UI.
     run_partition.__name__ = run_partition.__qualname__ = f"ray_transform[{label}]"

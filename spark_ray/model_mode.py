@@ -27,13 +27,15 @@ from pyspark.sql.types import StructType
 
 from . import cluster
 from .arrow_files import write_shard_file
-from .code_string import apply_code_address, execute_code, requested_address_in
+from .checkpoint import checkpoint_surviving_an_executor
+from .code_string import apply_code_address, code_filename, execute_code, requested_address_in
 from .conf import RayTransformConf
 from .context import PythonContext
+from .convert import spark_safe_input
 from .data_server import server_host
 from .datasets import keepers_in_use
 from .environment import job_environment
-from .errors import ResultSchemaError, UserCodeError
+from .errors import ResultSchemaError, UserCodeError, lead_worker_report, spark_ray_error_in
 from .jobs import new_job_id, spark_job_group
 from .pickling import pickle_with_user_module
 from .runners import coalesce
@@ -66,6 +68,7 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
         spill_parent=conf.spill_dir,
     )
     input_schema = to_arrow_schema(df.schema)
+    df, _ = spark_safe_input(df)  # the shards get their names back from input_schema (ModelProgram.run)
     spark = df.sparkSession
     description = f"spark-ray ray_transform[model] run_in={conf.run_in}"
     with spark_job_group(spark, conf, new_job_id(), description):
@@ -80,7 +83,16 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
         blob = pickle_with_user_module(program, code)
         run_model_partition = model_partition_function(blob, input_schema, ray_spec)
         # Eager: the program runs once, now, in a single Spark task, not again on every action.
-        return df.coalesce(1).mapInArrow(run_model_partition, struct).localCheckpoint(eager=True)
+        model_output = df.coalesce(1).mapInArrow(run_model_partition, struct)
+        try:
+            return checkpoint_surviving_an_executor(model_output)
+        except Exception as error:
+            # Our own action: the caller gets the program's error as ours (as with run_in="driver"),
+            # not Spark's PythonException around it. The Spark error stays reachable as __context__.
+            found = spark_ray_error_in(error)
+            if found is None:
+                raise
+            raise found from None
 
 
 @dataclass
@@ -100,6 +112,8 @@ class ModelProgram:
 
     def run(self, batches: Iterable[pa.RecordBatch], input_schema: pa.Schema) -> list[pa.Table]:
         """Serve the batches as shards, run the code once, and return its output tables."""
+        names = input_schema.names
+        batches = (batch if batch.schema.names == names else batch.rename_columns(names) for batch in batches)
         with tempfile.TemporaryDirectory(prefix="spark-ray-shards-", dir=self.spill_parent) as shard_dir:
             with ShardServer(self._host(), self.idle_timeout_s) as server:
                 shards = coalesce(batches, self.max_bytes, self.max_rows)
@@ -115,9 +129,16 @@ class ModelProgram:
         if not context.outputs:
             raise UserCodeError(
                 "model-mode code set no output: call context.set_output([[pd.Series, ...]]) or "
-                "context.build_result(rows), or return a pandas DataFrame or Arrow table from your function"
+                "context.build_result(rows), or return a pandas DataFrame or Arrow table from your function "
+                f"({self._label()} did none of these)"
             )
         return context.outputs
+
+    def _label(self) -> str:
+        """How errors name the code: the code string by the file name its tracebacks show, else the callable."""
+        if isinstance(self.code, str):
+            return f"code string {code_filename(self.code)}"
+        return describe_callable(self.code)
 
     def _run_code(self, context: PythonContext) -> None:
         if isinstance(self.code, str):
@@ -151,9 +172,13 @@ def model_partition_function(
 
         if ray_spec is not None:
             cluster.ensure_worker_ray(ray_spec)
-        program: ModelProgram = cloudpickle.loads(program_blob)
-        for table in program.run(batches, input_schema):
-            yield from table.to_batches()
+        try:
+            program: ModelProgram = cloudpickle.loads(program_blob)
+            for table in program.run(batches, input_schema):
+                yield from table.to_batches()
+        except Exception as error:
+            lead_worker_report(error)  # the driver rebuilds our error from the report's first line
+            raise
 
     run_model_partition.__name__ = run_model_partition.__qualname__ = "ray_transform[model]"
     return run_model_partition
@@ -231,7 +256,7 @@ def _read_spilled(spark: SparkSession, spill: SpillDirectory, schema: StructType
                     yield from fetch_batches(handles[index])
 
         indices = spark.range(0, len(shard_paths), numPartitions=partitions)
-        return indices.mapInArrow(read_shards, schema).localCheckpoint(eager=True)
+        return checkpoint_surviving_an_executor(indices.mapInArrow(read_shards, schema))
 
 
 def tables_to_dataframe(

@@ -31,12 +31,11 @@ from pyspark.sql.udtf import UserDefinedTableFunction
 from .cluster import RaySpec, ensure_driver_ray
 from .code_string import user_function
 from .conf import RayTransformConf, resolve_conf
-from .convert import ROWS_PER_CHUNK
-from .errors import ConfigError
+from .errors import ConfigError, reported_first
 from .jobs import new_job_id
 from .schema import parse_schema
 from .spark_session_kind import checked_table_function
-from .table_function import RowBatcher, ShardStream, program_blob, shard_stream
+from .table_function import ROW_BATCH_ROWS, RowBatcher, ShardStream, program_blob, shard_stream
 
 
 @dataclass(frozen=True)
@@ -149,13 +148,15 @@ def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: R
             self.stream: ShardStream | None = None
 
         def eval(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
-            if self.stream is None:
-                self.stream = shard_stream(job_id, blob, conf, ray_spec)
-            yield from self.stream.push(batch)
+            with reported_first():
+                if self.stream is None:
+                    self.stream = shard_stream(job_id, blob, conf, ray_spec)
+                yield from self.stream.push(batch)
 
         def terminate(self) -> Iterator[pa.Table]:
-            if self.stream is not None:
-                yield from self.stream.finish()
+            with reported_first():
+                if self.stream is not None:
+                    yield from self.stream.finish()
 
     return RegisteredArrowFunction
 
@@ -169,20 +170,22 @@ def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: Ray
             self.batcher: RowBatcher | None = None
 
         def eval(self, row: Any) -> Iterator[tuple[Any, ...]]:
-            if self.stream is None or self.batcher is None:
-                self.stream = shard_stream(job_id, blob, conf, ray_spec)
-                # Without analyze the input's Spark types are unknown here: Arrow infers them from the values.
-                self.batcher = RowBatcher(None, min(ROWS_PER_CHUNK, conf.batch_rows))
-            batch = self.batcher.add(row)
-            if batch is not None:
-                yield from RowBatcher.rows_of(self.stream.push(batch))
+            with reported_first():
+                if self.stream is None or self.batcher is None:
+                    self.stream = shard_stream(job_id, blob, conf, ray_spec, rows_in=True)
+                    # Without analyze the input's Spark types are unknown here: Arrow infers them from the values.
+                    self.batcher = RowBatcher(None, min(ROW_BATCH_ROWS, conf.batch_rows))
+                batch = self.batcher.add(row)
+                if batch is not None:
+                    yield from RowBatcher.rows_of(self.stream.push(batch))
 
         def terminate(self) -> Iterator[tuple[Any, ...]]:
-            if self.stream is None or self.batcher is None:
-                return
-            last = self.batcher.take()
-            if last is not None:
-                yield from RowBatcher.rows_of(self.stream.push(last))
-            yield from RowBatcher.rows_of(self.stream.finish())
+            with reported_first():
+                if self.stream is None or self.batcher is None:
+                    return
+                last = self.batcher.take()
+                if last is not None:
+                    yield from RowBatcher.rows_of(self.stream.push(last))
+                yield from RowBatcher.rows_of(self.stream.finish())
 
     return RegisteredRowFunction

@@ -105,6 +105,7 @@ def parse_schema(spec: str | StructType) -> StructType:
             JSON that is not a struct).
     """
     if isinstance(spec, StructType):
+        check_unique_names(spec)  # a StructType can be built with a name twice; no output can hold it
         return spec
     if not isinstance(spec, str):
         raise SchemaError(f"a schema must be a string or StructType, not {type(spec).__name__}")

@@ -19,7 +19,15 @@ from typing import Any
 
 import pyarrow as pa
 
-from .convert import ROWS_PER_CHUNK, conform_table, pandas_to_table, rows_of, rows_to_batch
+from .convert import (
+    ROWS_PER_CHUNK,
+    conform_table,
+    pandas_to_table,
+    rows_of,
+    rows_to_batch,
+    to_pandas,
+    with_complete_offsets,
+)
 from .environment import job_environment
 from .errors import MemoryLimitError, ResultSchemaError, UserCodeError
 from .memory_cap import memory_cap
@@ -37,6 +45,8 @@ class ShardProgram:
         constructor_args, constructor_kwargs: a callable class's ``__init__`` arguments.
         memory_limit_mb: the enforced cap on the process's private memory, or None.
         memory_limit_option: the option that set it, for the error message.
+        input_names: the input's column names, when Spark hands the shards over under placeholder
+            names (``convert.spark_safe_input``); None when the shards carry their own.
     """
 
     user: UserFunction
@@ -46,6 +56,7 @@ class ShardProgram:
     constructor_kwargs: dict[str, Any] = field(default_factory=dict)
     memory_limit_mb: int | None = None
     memory_limit_option: str = "py_executor_memory"
+    input_names: list[str] | None = None
     _ready: bool = field(default=False, repr=False, compare=False)
     _instance: Any = field(default=None, repr=False, compare=False)
 
@@ -84,10 +95,14 @@ class ShardProgram:
     def run(self, data: pa.Table | pa.RecordBatch) -> pa.Table:
         self.instantiate()
         table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        if self.input_names is not None and table.column_names != self.input_names:
+            table = table.rename_columns(self.input_names)
         kind = self.user.kind
         try:
             with memory_cap(self.memory_limit_mb, self.user.label, self.memory_limit_option), job_environment(self.env):
-                return self._run_kind(kind, table)
+                # Complete offsets: an arrow function may hand back Spark's own buffers, which Ray's
+                # serializer cannot always take (convert.with_complete_offsets).
+                return with_complete_offsets(self._run_kind(kind, table))
         except (UserCodeError, ResultSchemaError, MemoryLimitError):
             raise
         except Exception as error:  # the user's own failure: keep their traceback, not ours
@@ -110,25 +125,45 @@ class ShardProgram:
             result = fn(row)
             if isinstance(result, (dict, tuple)):
                 yield result
-            elif result is not None:
+            elif result is None:
+                continue
+            elif isinstance(result, (str, bytes, bytearray)) or not hasattr(result, "__iter__"):
+                # A string is iterable, but its characters are not rows; say what came back, not "'i' (str)".
+                raise ResultSchemaError(
+                    f"{self.user.label} returned {_shown(result)} ({type(result).__name__}) for a row; "
+                    "return a dict, a tuple, None, or an iterable of those"
+                )
+            else:
                 yield from result
 
     def _whole_shard(self, rows: Iterable[dict[str, Any]]) -> Iterable[Any]:
         produced = self._fn(iter(rows))
-        return () if produced is None else produced
+        if produced is None:
+            return ()
+        if isinstance(produced, (str, bytes, bytearray, dict)) or not hasattr(produced, "__iter__"):
+            raise ResultSchemaError(
+                f"{self.user.label} (kind='rows') must return an iterable of rows (a generator, or a list of "
+                f"dicts or tuples), got {_shown(produced)} ({type(produced).__name__})"
+            )
+        return produced
 
     def _run_rows(self, produce: Callable[[Iterable[dict[str, Any]]], Iterable[Any]], table: pa.Table) -> pa.Table:
-        """Rows in and out a chunk at a time: a shard as Python dicts is ~50x its Arrow size."""
+        """Rows in and out a chunk at a time: a shard as Python dicts is ~50x its Arrow size.
+
+        Keys that are the input's columns may be left out of the schema (a row returned whole);
+        any other key the schema lacks is an error (``rows_to_batch``).
+        """
         output: list[pa.RecordBatch] = []
         chunk: list[Any] = []
+        inputs = table.column_names
         for row in produce(rows_of(table)):
             if row is not None:
                 chunk.append(row)
                 if len(chunk) >= ROWS_PER_CHUNK:
-                    output.append(rows_to_batch(chunk, self.schema, self.user.label))
+                    output.append(rows_to_batch(chunk, self.schema, self.user.label, inputs))
                     chunk = []
         if chunk or not output:
-            output.append(rows_to_batch(chunk, self.schema, self.user.label))
+            output.append(rows_to_batch(chunk, self.schema, self.user.label, inputs))
         return pa.Table.from_batches(output)
 
     def _run_arrow(self, table: pa.Table) -> pa.Table:
@@ -146,4 +181,10 @@ class ShardProgram:
         return pa.concat_tables(results)
 
     def _run_pandas(self, table: pa.Table) -> pa.Table:
-        return pandas_to_table(self._fn(table.to_pandas()), self.schema, self.user.label)
+        return pandas_to_table(self._fn(to_pandas(table)), self.schema, self.user.label)
+
+
+def _shown(value: Any, limit: int = 200) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error names the value, it need not hold 50 MB of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"

@@ -16,7 +16,8 @@ How it runs, and why:
   parser, checks the options and runs the code string once to see that it
   declares a function, so a mistake fails at analysis rather than in a task.
 * ``eval`` runs in Spark's Python workers, once per input row. It buffers
-  rows into Arrow shards (``runners.Coalescer``, as every data path does) and
+  rows into Arrow batches of ``ROW_BATCH_ROWS``, groups them into shards
+  (``runners.Coalescer``, sized by ``shard_sizing`` as every data path does) and
   pushes each full shard into the same sliding window of Ray tasks as the
   executor path (``runners.SlidingWindow``, ``max_in_flight`` wide; in place
   with ``pythonMode=python``): reading rows overlaps the Ray work, and
@@ -34,6 +35,7 @@ How it runs, and why:
 
 from __future__ import annotations
 
+import collections
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -48,13 +50,14 @@ from pyspark.sql.udtf import UserDefinedTableFunction
 from .cluster import RaySpec, ensure_driver_ray, ensure_worker_ray, query_ray_spec
 from .code_string import user_function
 from .conf import RayTransformConf, canonical_name, resolve_conf
-from .convert import ROWS_PER_CHUNK, has_map
-from .errors import ConfigError, InternalError
+from .convert import has_map, with_complete_offsets
+from .errors import ConfigError, InternalError, reported_first
 from .jobs import new_job_id
 from .pickling import pickle_with_user_module
 from .runners import BatchRunner, Coalescer, SlidingWindow, runner_for
 from .schema import parse_schema, to_arrow_schema
 from .shard_program import ShardProgram
+from .shard_sizing import ShardSizer, observing
 from .spark_compat import HAS_UDTF_ANALYZE, AnalyzeArgument, AnalyzeResult, require, row_type_of
 from .spark_session_kind import checked_table_function
 from .user_code import UserFunction
@@ -62,6 +65,15 @@ from .user_code import UserFunction
 __all__ = ["FUNCTION_NAME", "parse_options", "register"]
 
 FUNCTION_NAME = "ray_transform"
+
+# The row protocol's rows go to Arrow this many at a time (Spark's own Arrow batch size), and its shards
+# stop at ROW_SHARD_ROWS: Spark hands a Python UDTF about a row per 8 us, so a shard of 50,000 rows takes
+# 0.4 s to gather, and the Ray work on it (a per-row function: about 1 us a row) overlaps the next one.
+ROW_BATCH_ROWS = 10_000
+ROW_SHARD_ROWS = 50_000
+# Result rows that leave per eval call, and the most that may wait (see PacedRows).
+ROWS_PER_EVAL = 16
+MAX_WAITING_ROWS = 4 * ROW_SHARD_ROWS
 
 
 def parse_options(text: str | None) -> dict[str, str]:
@@ -170,22 +182,29 @@ class ShardStream:
     goes, so the pipeline every data path builds with ``coalesce`` and
     ``in_order`` is driven here by pushes: ``Coalescer`` closes shards,
     ``SlidingWindow`` keeps ``window`` of them running while more arrive.
+    With a ``sizer`` (``batch_sizing="auto"``), shards are cut to the work as
+    on the executor path (see ``shard_sizing``): without one, a partition
+    smaller than ``batch_bytes`` would be a single shard, sent to Ray only
+    after the last row arrived, so none of the Ray work would overlap Spark's.
     """
 
-    def __init__(self, runner: BatchRunner, window: int, max_bytes: int, max_rows: int) -> None:
-        self.coalescer = Coalescer(max_bytes, max_rows)
-        self.window = SlidingWindow(runner.submit, runner.collect, window, runner.abandon)
+    def __init__(
+        self, runner: BatchRunner, window: int, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None
+    ) -> None:
+        self.coalescer = Coalescer(max_bytes, max_rows, sizer)
+        self.window = SlidingWindow(runner.submit, observing(runner.collect, sizer), window, runner.abandon)
 
     def push(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
         shard = self.coalescer.add(batch)
-        return self.window.push(shard) if shard is not None else iter(())
+        # Spark's empty string and list vectors have no offsets, which Ray's serializer refuses.
+        return self.window.push(with_complete_offsets(shard)) if shard is not None else iter(())
 
     def finish(self) -> Iterator[pa.Table]:
         """The last shard, then every result still owed; abandons the rest if the reader stops early."""
         try:
             last = self.coalescer.flush()
             if last is not None:
-                yield from self.window.push(last)
+                yield from self.window.push(with_complete_offsets(last))
             yield from self.window.drain()
         finally:
             self.window.abandon_rest()
@@ -197,13 +216,22 @@ def program_blob(user: UserFunction, output: StructType, conf: RayTransformConf)
     return pickle_with_user_module(program, user.fn)
 
 
-def shard_stream(job_id: str, blob: bytes, conf: RayTransformConf, registered_ray: RaySpec | None) -> ShardStream:
-    """The stream of one partition in a Spark worker: the program on Ray (or in place)."""
+def shard_stream(
+    job_id: str, blob: bytes, conf: RayTransformConf, registered_ray: RaySpec | None, rows_in: bool = False
+) -> ShardStream:
+    """The stream of one partition in a Spark worker: the program on Ray (or in place).
+
+    ``rows_in``: the input arrives as rows (the row protocol), slowly next to
+    the Ray work on it, so shards stop at ``ROW_SHARD_ROWS``: the last shard
+    of a partition, whose Ray work nothing overlaps, stays short.
+    """
     ray_spec = query_ray_spec(conf, registered_ray) if conf.uses_ray else None
     if ray_spec is not None:
         ensure_worker_ray(ray_spec)  # first: Ray reads its auth settings when it is imported
     runner = runner_for(job_id, blob, ray_spec, conf.ray_task_options())
-    return ShardStream(runner, conf.max_in_flight, conf.batch_bytes, conf.batch_rows)
+    max_rows = min(ROW_SHARD_ROWS, conf.batch_rows) if rows_in else conf.batch_rows
+    sizer = ShardSizer(max_rows, conf.batch_bytes) if conf.batch_sizing == "auto" and ray_spec is not None else None
+    return ShardStream(runner, conf.max_in_flight, conf.batch_bytes, max_rows, sizer)
 
 
 class RowBatcher:
@@ -242,6 +270,40 @@ class RowBatcher:
             yield from zip(*columns)
 
 
+class PacedRows:
+    """Result rows waiting to leave a row-protocol table function, a few per ``eval`` call.
+
+    Spark's JVM reads what each ``eval`` call yields as one pickle, with a memo
+    map that keeps the capacity of the biggest pickle it has read and is
+    cleared on every read after. One call yielding a shard's 50,000 rows made
+    every later call cost a scan of that map: 1M rows took 5x the time of the
+    same work yielded at ``terminate``. So rows leave ``ROWS_PER_EVAL`` per call
+    (more than the one row a call takes in, so they keep up with an identity),
+    unless more than ``MAX_WAITING_ROWS`` wait (a function that returns many
+    rows per row): then the excess leaves at once, and memory stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self.rows: collections.deque[tuple[Any, ...]] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def extend(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self.rows.extend(rows)
+
+    def release(self) -> Iterator[tuple[Any, ...]]:
+        rows = self.rows
+        count = min(len(rows), ROWS_PER_EVAL) + max(0, len(rows) - MAX_WAITING_ROWS)
+        for _ in range(count):
+            yield rows.popleft()
+
+    def release_all(self) -> Iterator[tuple[Any, ...]]:
+        rows = self.rows
+        while rows:
+            yield rows.popleft()
+
+
 class _Shards:
     """One partition of the generic function: rows in, rows out, through a ShardStream.
 
@@ -252,8 +314,10 @@ class _Shards:
     def __init__(self, plan: _Plan, registered_ray: RaySpec | None) -> None:
         conf = resolve_conf(None, plan.settings)
         user, conf = user_function(plan.code, conf)
-        self.stream = shard_stream(plan.job_id, program_blob(user, plan.schema, conf), conf, registered_ray)
-        self.batcher = RowBatcher(to_arrow_schema(plan.input_schema), min(ROWS_PER_CHUNK, conf.batch_rows))
+        self.stream = shard_stream(
+            plan.job_id, program_blob(user, plan.schema, conf), conf, registered_ray, rows_in=True
+        )
+        self.batcher = RowBatcher(to_arrow_schema(plan.input_schema), min(ROW_BATCH_ROWS, conf.batch_rows))
         self.rows_per_batch = self.batcher.rows_per_batch
 
     @property
@@ -283,6 +347,7 @@ def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> typ
             self.shards: _Shards | None = None
             self.pending: list[tuple[Any, ...]] = []
             self.rows_per_batch = 0
+            self.waiting = PacedRows()
 
         @staticmethod
         def analyze(
@@ -300,23 +365,30 @@ def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> typ
             pending = self.pending
             pending.append(row)
             if len(pending) >= self.rows_per_batch:
+                self._flush()
+            if self.waiting:
+                yield from self.waiting.release()
+
+        def _flush(self) -> None:
+            with reported_first():
                 if self.shards is None:
                     self.shards = _Shards(self.plan, ray_spec)
-                    self.shards.pending.extend(pending)
+                    self.shards.pending.extend(self.pending)
                     self.pending, self.rows_per_batch = self.shards.pending, self.shards.rows_per_batch
                     if len(self.pending) < self.rows_per_batch:
                         return
-                released = self.shards.flush()
+                self.waiting.extend(self.shards.flush())
                 self.pending = self.shards.pending  # flush started a new list
-                yield from released
 
         def terminate(self) -> Iterator[tuple[Any, ...]]:
-            if self.shards is None:
-                if not self.pending:
-                    return
-                self.shards = _Shards(self.plan, ray_spec)
-                self.shards.pending.extend(self.pending)
-            yield from self.shards.finish()
+            with reported_first():
+                yield from self.waiting.release_all()
+                if self.shards is None:
+                    if not self.pending:
+                        return
+                    self.shards = _Shards(self.plan, ray_spec)
+                    self.shards.pending.extend(self.pending)
+                yield from self.shards.finish()
 
     return RayTransformTableFunction
 

@@ -306,3 +306,16 @@ def ray_cluster(temp_dir: str, **head_options: object) -> Iterator[RayCluster]:
         yield head
     finally:
         head.stop()
+
+
+def spark_executors(app_id: str) -> dict[int, str]:
+    """The executor JVMs of the Spark application ``app_id`` on this machine (a local-cluster's, a
+    standalone worker's): pid -> executor id."""
+    table = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    found: dict[int, str] = {}
+    for line in table.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        words = args.split()
+        if "CoarseGrainedExecutorBackend" in args and app_id in words and "--executor-id" in words:
+            found[int(pid)] = words[words.index("--executor-id") + 1]
+    return found

@@ -213,3 +213,56 @@ def test_same_job_twice_in_quick_succession(seed_df, run_in):
 def test_result_schema_error_from_set_output(seed_df):
     with pytest.raises(ResultSchemaError, match="column 'id' expects long"):
         ray_transform(seed_df, lambda ctx: ctx.set_output([[["x"]]]), "id long", mode="model", run_in="driver")
+
+
+@pytest.mark.parametrize("run_in", RUN_INS)
+def test_batch_api_arrow_in_arrow_out(seed_df, run_in):
+    code = """
+import pyarrow.compute as pc
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+def doubled(batches):
+    for batch in batches:
+        yield batch.set_column(2, "label", pc.add(batch.column("id"), batch.column("id")))
+ray_context.build_result_from_batches(doubled(ray_context.collect_batches()))
+"""
+    out = ray_transform(seed_df, code, "id long, content string, label long", mode="model", run_in=run_in)
+    assert out.schema.simpleString() == "struct<id:bigint,content:string,label:bigint>"
+    assert sorted(map(tuple, out.collect())) == [(i, c, 2 * i) for i, c, _ in SEED_ROWS]
+
+
+def test_batch_api_names_the_missing_column(seed_df):
+    code = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+ray_context.build_result_from_batches(b.select(["id"]) for b in ray_context.collect_batches())
+"""
+    with pytest.raises(UserCodeError) as caught:
+        ray_transform(seed_df, code, "id long, score double", mode="model", run_in="driver")
+    assert "returned 1 columns ['id'], but the schema has 2 columns ['id', 'score']" in str(caught.value)
+    assert "line 4" in str(caught.value)  # the user's line that set the output
+
+
+@pytest.mark.parametrize("run_in", RUN_INS)
+def test_to_dataset_reads_the_shards_as_ray_data_runs(seed_df, run_in):
+    code = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+dataset = ray_context.to_dataset()
+assert repr(dataset).startswith("shape: (?,"), repr(dataset)  # rows unknown: nothing read until consumed
+tagged = dataset.map_batches(lambda b: {"id": b["id"], "twice": b["id"] * 2}, batch_format="numpy")
+ray_context.build_result_from_batches(tagged.iter_batches(batch_format="pyarrow"))
+"""
+    out = ray_transform(seed_df, code, "id long, twice long", mode="model", run_in=run_in, batch_rows=2)
+    assert sorted(map(tuple, out.collect())) == [(i, 2 * i) for i, _, _ in SEED_ROWS]
+
+
+def test_to_pandas_gives_maps_as_dicts_like_the_pandas_kind(spark):
+    df = spark.createDataFrame([(1, {"a": 1}), (2, {})], "id long, m map<string,long>")
+
+    def program(context):
+        frame = RayContext.connect(context, "local").to_pandas()
+        return pd.DataFrame({"id": frame["id"], "kind": [type(m).__name__ for m in frame["m"]]})
+
+    out = ray_transform(df, program, "id long, kind string", mode="model", run_in="driver")
+    assert sorted(map(tuple, out.collect())) == [(1, "dict"), (2, "dict")]

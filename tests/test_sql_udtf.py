@@ -130,3 +130,53 @@ def test_spark_ray_register_is_the_documented_door(spark, seed):
     out = spark.sql(f"SELECT * FROM ray_transform_from_spark_ray(TABLE(udtf_seed), :code, '{SEED_SCHEMA}')",
                     args={"code": ECHO_CODE})  # fmt: skip
     assert rows(out) == SEED_ROWS
+
+
+SHARD_CODE = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+def tag_with_shard(rows):
+    rows = list(rows)
+    for row in rows:
+        yield {"id": row["id"], "shard_first": rows[0]["id"], "shard_rows": len(rows)}
+ray_context.map_iter(tag_with_shard)
+"""
+
+
+def test_a_big_partition_goes_to_ray_in_shards_while_rows_still_arrive(spark):
+    """A partition smaller than batch_bytes once went to Ray as one shard after its last row: no overlap."""
+    from spark_ray.table_function import ROW_SHARD_ROWS
+
+    total = 2 * ROW_SHARD_ROWS + 5_000
+    spark.range(total).coalesce(1).createOrReplaceTempView("udtf_one_big_partition")
+    register(spark)
+    out = spark.sql(
+        "SELECT * FROM ray_transform(TABLE(udtf_one_big_partition), :code, "
+        "'id long, shard_first long, shard_rows long')",
+        args={"code": SHARD_CODE},
+    ).collect()
+    assert [row.id for row in out] == list(range(total))  # every row once, in input order
+    shards = sorted({(row.shard_first, row.shard_rows) for row in out})
+    assert len(shards) >= 3
+    assert max(rows for _, rows in shards) <= ROW_SHARD_ROWS
+    assert sum(rows for _, rows in shards) == total
+
+
+FAN_OUT_CODE = """
+from pyjava.api.mlsql import RayContext
+ray_context = RayContext.connect(context, "local")
+ray_context.foreach(lambda row: [{"id": row["id"], "copy": copy} for copy in range(10)])
+"""
+
+
+def test_a_function_returning_many_rows_per_row_gets_every_row_in_order(spark):
+    """Results leave a few per eval call; a fan-out past MAX_WAITING_ROWS makes the excess leave at once."""
+    from spark_ray.table_function import MAX_WAITING_ROWS
+
+    total = MAX_WAITING_ROWS // 10 + 5_000
+    spark.range(total).coalesce(1).createOrReplaceTempView("udtf_fan_out")
+    register(spark)
+    out = spark.sql(
+        "SELECT * FROM ray_transform(TABLE(udtf_fan_out), :code, 'id long, copy long')", args={"code": FAN_OUT_CODE}
+    ).collect()
+    assert [(row.id, row.copy) for row in out] == [(i, copy) for i in range(total) for copy in range(10)]

@@ -11,6 +11,7 @@ reconnects instead of silently reusing stale settings (a Byzer bug).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ipaddress
 import logging
 import os
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import own_processes
 from .conf import RayTransformConf
 from .errors import ConfigError, RayConnectionError
 
@@ -412,22 +414,53 @@ def _start_embedded_ray(conf: RayTransformConf) -> None:
     if "RAY_AUTH_MODE" not in os.environ:
         os.environ["RAY_AUTH_MODE"] = "token"
         _reload_auth_settings()  # Ray read its settings when imported
-    try:
-        ray.init(
-            address="local",  # never join whatever /tmp/ray/ray_current_cluster names
-            num_cpus=num_cpus,
-            include_dashboard=conf.dashboard,
-            namespace=conf.ray_namespace,
-            runtime_env=conf.runtime_env,
-            logging_level=logging.WARNING,
-            configure_logging=True,
-            _system_config=_embedded_worker_pool(num_cpus),
-        )
-    except Exception as error:
-        raise RayConnectionError(f"could not start the embedded local Ray: {error}") from error
+    for attempt in range(1, _EMBEDDED_START_ATTEMPTS + 1):
+        before = own_processes.descendants()
+        try:
+            ray.init(
+                address="local",  # never join whatever /tmp/ray/ray_current_cluster names
+                num_cpus=num_cpus,
+                include_dashboard=conf.dashboard,
+                namespace=conf.ray_namespace,
+                runtime_env=conf.runtime_env,
+                logging_level=logging.WARNING,
+                configure_logging=True,
+                _system_config=_embedded_worker_pool(num_cpus),
+            )
+            break
+        except Exception as error:
+            stopped = _stop_failed_start(before)
+            if attempt == _EMBEDDED_START_ATTEMPTS or _NODE_START_TIMED_OUT not in str(error):
+                raise RayConnectionError(f"could not start the embedded local Ray: {error}") from error
+            log.warning(
+                "spark-ray: the embedded Ray's node did not come up (%s); stopped the %d processes it had "
+                "started, and starting it once more.",
+                error,
+                stopped,
+            )
     if not _Connection.exit_hook:
         atexit.register(_shutdown_owned)
         _Connection.exit_hook = True
+
+
+# Ray gives a new node's raylet a fixed 30 s to register with the GCS, then raises an error holding these
+# words. On a loaded machine, or when the raylet dies before its first log line, a second start works.
+_NODE_START_TIMED_OUT = "timed out during startup"
+_EMBEDDED_START_ATTEMPTS = 2
+
+
+def _stop_failed_start(before: set[int]) -> int:
+    """Stop the Ray processes a failed ``ray.init`` left running (Ray never recorded them); how many."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.shutdown()
+    ray_package = os.path.dirname(ray.__file__)
+    left = {pid for pid in own_processes.descendants() - before if ray_package in own_processes.command_line(pid)}
+    still = own_processes.stop(left)
+    if still:
+        log.warning("spark-ray: processes of a failed Ray start would not stop: %s", sorted(still))
+    return len(left)
 
 
 def _embedded_worker_pool(num_cpus: int) -> dict[str, int]:

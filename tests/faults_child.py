@@ -4,10 +4,11 @@ Spark or Ray. Prints one JSON line (after ``FAULTS_RESULT ``) of what happened.
     faults_child.py spark-executor-killed MARKER_DIR    # local-cluster[2,1,1024], the embedded Ray
     faults_child.py ray-node-killed RAY_ADDRESS MARKER_DIR
     faults_child.py embedded-ray-killed                 # RAY_TMPDIR names the embedded Ray's own dir
+    faults_child.py raylet-hangs-at-start               # RAY_TMPDIR as above
 
 Each mode causes its fault for real (SIGKILL of a JVM, of a Ray node's processes, of the embedded
 Ray's processes) at a moment the user code signals through a file in MARKER_DIR, so the fault lands
-mid-job rather than before or after it.
+mid-job rather than before or after it; one (raylet-hangs-at-start) freezes the first raylet as it starts.
 """
 
 from __future__ import annotations
@@ -312,12 +313,56 @@ def embedded_ray_killed() -> None:
     report(found)
 
 
+# --------------------------------------------------------------------------- the raylet hangs at start
+
+
+def raylet_hangs_at_start() -> None:
+    """The first raylet the embedded Ray starts is stopped (SIGSTOP, as an overloaded machine or a raylet
+    stuck before its first log line would look) before it can register; Ray gives up after its fixed 30 s.
+    The call must stop what that attempt started, start Ray again, and give exact results."""
+    import spark_ray
+    from spark_ray import own_processes, ray_transform
+    from spark_ray.local_spark import local_spark
+
+    spark = local_spark("local[2]", app_name="spark-ray-faults-raylet-hangs", **{"spark.ui.enabled": "false"})
+    ray_dir = os.environ["RAY_TMPDIR"]
+    first_attempt: dict[str, Any] = {}
+    done = threading.Event()
+
+    def stop_the_first_raylet() -> None:
+        while not done.is_set():
+            ours = {pid: own_processes.command_line(pid) for pid in own_processes.descendants()}
+            raylets = [pid for pid, args in ours.items() if "/raylet/raylet" in args]
+            if raylets:
+                os.kill(raylets[0], signal.SIGSTOP)
+                first_attempt["raylet"] = raylets[0]
+                first_attempt["pids"] = sorted(pid for pid, args in ours.items() if ray_dir in args)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=stop_the_first_raylet, daemon=True)
+    watcher.start()
+    df = spark.range(0, 20, numPartitions=2)
+    try:
+        out = ray_transform(df, lambda row: {"id": row["id"], "twice": 2 * row["id"]}, "id long, twice long")
+        found: dict[str, Any] = {"rows": sorted([row["id"], row["twice"]] for row in out.collect())}
+    except Exception as error:  # noqa: BLE001 - the error's text is what the test checks
+        found = {"rows": f"{type(error).__name__}: {error}"[-4000:]}
+    done.set()
+    found["first_attempt"] = first_attempt
+    found["first_attempt_left"] = wait_gone(first_attempt.get("pids", []), 10.0)
+    spark.stop()
+    spark_ray.shutdown()
+    report(found)
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     {
         "spark-executor-killed": spark_executor_killed,
         "ray-node-killed": ray_node_killed,
         "embedded-ray-killed": embedded_ray_killed,
+        "raylet-hangs-at-start": raylet_hangs_at_start,
     }[mode](*args)
 
 

@@ -252,3 +252,19 @@ def test_the_embedded_ray_killed_between_calls_is_replaced_by_the_next_call():
         _assert_nothing_left([ray_dir])
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def test_a_raylet_that_hangs_at_start_is_stopped_and_the_embedded_ray_started_again():
+    ray_dir = _ray_dir()
+    try:
+        done = run_child([sys.executable, CHILD, "raylet-hangs-at-start"], _child_env(RAY_TMPDIR=ray_dir), 300.0)
+        found = result_of(done, MARK)
+        assert found["rows"] == [[i, 2 * i] for i in range(20)]
+        first = found["first_attempt"]
+        assert first["raylet"] in first["pids"] and len(first["pids"]) >= 2, first
+        assert found["first_attempt_left"] == [], "processes of the failed start outlived it"
+        assert "the embedded Ray's node did not come up (The current node timed out during startup" in done.stderr
+        assert "starting it once more" in done.stderr
+        _assert_nothing_left([ray_dir])
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)

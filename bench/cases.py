@@ -308,7 +308,7 @@ CASES: list[Case] = [
         "driver_arrow",
         "ray_transform identity, kind=arrow, run_in=driver (+ noop write of the result)",
         driver_arrow,
-        target=Target("ratio", 2.0),
+        target=Target("ratio", 1.5),
     ),
     Case(
         "executor_row",
@@ -353,7 +353,7 @@ CASES: list[Case] = [
         "tiny_cold",
         "first job in a fresh process: ray_transform on 6 rows incl. Ray start, vs Spark's first job",
         baseline="cold_native",
-        target=Target("diff_s", 5.0),
+        target=Target("diff_s", 3.0),
         tiny=True,
         subprocess=True,
     ),

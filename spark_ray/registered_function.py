@@ -35,7 +35,7 @@ from .errors import ConfigError, reported_first
 from .jobs import new_job_id
 from .schema import parse_schema
 from .spark_session_kind import checked_table_function
-from .table_function import ROW_BATCH_ROWS, RowBatcher, ShardStream, program_blob, shard_stream
+from .table_function import ROW_BATCH_ROWS, PacedRows, RowBatcher, ShardStream, program_blob, shard_stream
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,7 @@ def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: Ray
         def __init__(self) -> None:
             self.stream: ShardStream | None = None
             self.batcher: RowBatcher | None = None
+            self.waiting = PacedRows()  # results leave a few per call: see PacedRows for the JVM's reason
 
         def eval(self, row: Any) -> Iterator[tuple[Any, ...]]:
             with reported_first():
@@ -177,10 +178,13 @@ def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: Ray
                     self.batcher = RowBatcher(None, min(ROW_BATCH_ROWS, conf.batch_rows))
                 batch = self.batcher.add(row)
                 if batch is not None:
-                    yield from RowBatcher.rows_of(self.stream.push(batch))
+                    self.waiting.extend(RowBatcher.rows_of(self.stream.push(batch)))
+                if self.waiting:
+                    yield from self.waiting.release()
 
         def terminate(self) -> Iterator[tuple[Any, ...]]:
             with reported_first():
+                yield from self.waiting.release_all()
                 if self.stream is None or self.batcher is None:
                     return
                 last = self.batcher.take()

@@ -154,8 +154,14 @@ def spark_executor_killed(marker_dir: str) -> None:
             **outcome,
         }
 
-    def first_executor(executors: dict[int, str]) -> int | None:
-        return min(executors, key=lambda pid: executors[pid]) if executors else None
+    def busy_executor(executors: dict[int, str]) -> int | None:
+        """An executor running a task now (the one that waits for the trigger row's shard), so that the
+        kill lands on the job whatever the timing; else the first one."""
+        summaries = sc._jsc.sc().statusStore().executorList(True)
+        busy = {summaries.apply(i).id() for i in range(summaries.size()) if summaries.apply(i).activeTasks() > 0}
+        running = [pid for pid, executor_id in executors.items() if executor_id in busy]
+        candidates = running or list(executors)
+        return min(candidates, key=lambda pid: executors[pid]) if candidates else None
 
     for run_in in ("executor", "driver"):
         path = f"{run_in}_data"
@@ -168,7 +174,7 @@ def spark_executor_killed(marker_dir: str) -> None:
                 row.asDict() for row in ray_transform(df, fn, schema, run_in=run_in, **options, **group).collect()
             ],
             trigger,
-            first_executor,
+            busy_executor,
         )
 
     # Model mode runs the program in one Spark task: kill the executor whose Python worker runs it.

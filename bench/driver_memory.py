@@ -68,14 +68,9 @@ def _current_private() -> int | None:
     RSS also counts the pages of Ray's shared-memory object store that the
     driver maps to read results; this is the part that could grow with data.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    from spark_ray.memory_cap import private_memory_bytes
+
+    return private_memory_bytes()
 
 
 def _peak_rss() -> int:

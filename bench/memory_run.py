@@ -34,17 +34,6 @@ GROUPS = (
 )
 
 
-def _private_bytes(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _group_of(command: str) -> str:
     for group, marker in GROUPS:
         if marker in command:
@@ -62,11 +51,12 @@ class _Sampler(threading.Thread):
 
     def sample(self) -> None:
         from spark_ray import own_processes
+        from spark_ray.memory_cap import private_memory_bytes
 
-        seen = {"driver_python": _private_bytes(os.getpid())}
+        seen = {"driver_python": private_memory_bytes() or 0}
         for pid in own_processes.descendants():
             group = _group_of(own_processes.command_line(pid))
-            seen[group] = max(seen.get(group, 0), _private_bytes(pid))
+            seen[group] = max(seen.get(group, 0), private_memory_bytes(pid) or 0)
         for group, size in seen.items():
             self.peaks[group] = max(self.peaks.get(group, 0), size)
 

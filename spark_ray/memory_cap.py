@@ -40,13 +40,12 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 HARD_EXIT_S = 5.0
-_STATUS = "/proc/self/status"
 
 
-def private_memory_bytes() -> int | None:
-    """This process's private resident memory (RssAnon), or None where /proc has none."""
+def private_memory_bytes(pid: int | None = None) -> int | None:
+    """The private resident memory (RssAnon) of a process (this one by default), or None where /proc has none."""
     try:
-        with open(_STATUS, encoding="ascii") as status:
+        with open(f"/proc/{'self' if pid is None else pid}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith("RssAnon:"):
                     return int(line.split()[1]) * 1024

@@ -390,9 +390,10 @@ def _rebuilt(array: pa.Array) -> pa.Array:
 def with_complete_offsets(data: pa.Table) -> pa.Table:
     """``data``, with the columns whose offsets buffers are short (see ``_short_offsets``) rebuilt.
 
-    Called on what goes into Ray's serializer: shards from Spark, and results
-    (an ``arrow`` function may return its input). Other columns are untouched,
-    so the usual table costs a look at its column types.
+    Called on every shard as ``runners.Coalescer`` closes it (so each path,
+    the relay and Ray's serializer get complete offsets), and on results (an
+    ``arrow`` function may return its input). Other columns are untouched, so
+    the usual table costs a look at its column types.
     """
     for index, column in enumerate(data.columns):
         if not _has_offsets(column.type) or not any(_short_offsets(chunk) for chunk in column.chunks):

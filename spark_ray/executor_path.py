@@ -17,7 +17,6 @@ from pyspark.sql.types import StructType
 
 from .cluster import RaySpec
 from .conf import RayTransformConf
-from .convert import with_complete_offsets
 from .errors import reported_first
 from .runners import coalesce, map_shards, runner_for
 from .shard_sizing import ShardSizer, observing
@@ -61,8 +60,7 @@ def partition_function(
             runner = runner_for(job_id, program_blob, ray_spec, task_options, pool=pool)
             sizer = ShardSizer(max_rows, max_bytes) if adaptive else None
             collect = observing(runner.collect, sizer)
-            # Spark's empty string and list vectors have no offsets, which Ray's serializer refuses.
-            shards = (with_complete_offsets(shard) for shard in coalesce(batches, max_bytes, max_rows, sizer))
+            shards = coalesce(batches, max_bytes, max_rows, sizer)
             for table in map_shards(runner, shards, in_flight, collect):
                 yield from table.to_batches()
 

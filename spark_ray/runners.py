@@ -24,6 +24,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 
+from .convert import with_complete_offsets
 from .errors import RayWorkLostError, SparkRayError
 from .shard_program import ShardProgram
 from .shard_server import ShardHandle, fetch_table
@@ -37,6 +38,14 @@ class Coalescer:
     ``sizer``, the row limit the shards' timings call for; see
     ``shard_sizing``); a small partition therefore becomes a single shard, and
     empty batches are dropped.
+
+    Spark may send a nested string or list vector with an empty offsets
+    buffer (see ``convert.with_complete_offsets``). Nothing here reads the
+    offsets of the incoming batches: a batch is sized by its buffers'
+    lengths, because ``RecordBatch.nbytes`` reads the first offset of every
+    such vector, past the end of its empty buffer (pyarrow 26 crashed the
+    Spark worker with a segfault when that buffer ended a page). Each shard
+    leaves with complete offsets, so no later step meets the short ones.
     """
 
     def __init__(self, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None) -> None:
@@ -51,7 +60,7 @@ class Coalescer:
         if batch.num_rows == 0:
             return None
         self._pending.append(batch)
-        self._bytes += batch.nbytes
+        self._bytes += batch.get_total_buffer_size()
         self._rows += batch.num_rows
         row_limit = self.sizer.row_limit() if self.sizer is not None else self.max_rows
         if self._bytes >= self.max_bytes or self._rows >= row_limit:
@@ -62,7 +71,7 @@ class Coalescer:
         """The shard begun so far, if any."""
         if not self._pending:
             return None
-        shard = pa.Table.from_batches(self._pending)
+        shard = with_complete_offsets(pa.Table.from_batches(self._pending))
         self._pending, self._bytes, self._rows = [], 0, 0
         return shard
 

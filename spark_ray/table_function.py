@@ -50,7 +50,7 @@ from pyspark.sql.udtf import UserDefinedTableFunction
 from .cluster import RaySpec, ensure_driver_ray, ensure_worker_ray, query_ray_spec
 from .code_string import user_function
 from .conf import RayTransformConf, canonical_name, resolve_conf
-from .convert import has_map, with_complete_offsets
+from .convert import has_map
 from .errors import ConfigError, InternalError, reported_first
 from .jobs import new_job_id
 from .pickling import pickle_with_user_module
@@ -196,15 +196,14 @@ class ShardStream:
 
     def push(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
         shard = self.coalescer.add(batch)
-        # Spark's empty string and list vectors have no offsets, which Ray's serializer refuses.
-        return self.window.push(with_complete_offsets(shard)) if shard is not None else iter(())
+        return self.window.push(shard) if shard is not None else iter(())
 
     def finish(self) -> Iterator[pa.Table]:
         """The last shard, then every result still owed; abandons the rest if the reader stops early."""
         try:
             last = self.coalescer.flush()
             if last is not None:
-                yield from self.window.push(with_complete_offsets(last))
+                yield from self.window.push(last)
             yield from self.window.drain()
         finally:
             self.window.abandon_rest()

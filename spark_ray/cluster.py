@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ipaddress
+import itertools
 import logging
 import os
 import socket
@@ -300,10 +301,36 @@ def ensure_driver_ray(conf: RayTransformConf) -> RaySpec:
         _Connection.owned = True
         _Connection.asked = want
         _Connection.spec = _describe_current(conf, address)
-        from .spark_compat import python_workers_for_new_ray  # the driver has pyspark
-
-        python_workers_for_new_ray()
+        _python_workers_for_new_ray()
         return _Connection.spec
+
+
+# The job environment variable that keeps each Ray connection's Spark jobs on Python workers of their own.
+RAY_SESSION_ENV = "SPARK_RAY_SESSION"
+_RAY_SESSIONS = itertools.count(1)
+
+
+def _python_workers_for_new_ray() -> None:
+    """Give the Spark jobs made from now on Python workers that never joined an earlier Ray.
+
+    Called each time the driver (re)connects to Ray. The driver restarts its
+    embedded Ray when a call asks for another runtime_env or namespace; the
+    Spark Python workers that joined the old one end themselves 60 s after it
+    went ("Failed to connect to GCS within 60 seconds ... The program will
+    terminate"). Until then they look alive, so Spark hands them tasks and a
+    task dies with its worker; pyspark 3.5 hands out dead ones too (measured
+    here: a collect 56 to 59 s after a restart crashed on 4.1.4, one at any
+    time later failed with "Broken pipe" on 3.5.7). Spark keeps one pool of
+    Python workers per set of job environment variables, so a variable
+    counting the driver's connections keeps the new Ray's jobs away from the
+    old workers. The cost: Spark keeps each pool's daemon process (about 60 MB)
+    until the SparkContext stops, one per restart.
+    """
+    from pyspark import SparkContext  # the driver has pyspark
+
+    sc = SparkContext._active_spark_context
+    if sc is not None:
+        sc.environment[RAY_SESSION_ENV] = str(next(_RAY_SESSIONS))
 
 
 def _drop_if_lost() -> str | None:

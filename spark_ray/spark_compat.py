@@ -17,9 +17,6 @@ What differs, and what spark-ray does about it:
 * ``HAS_ARROW_UDTF`` (4.1): the vectorized ``arrow_udtf``. Without it,
   registered functions use the row protocol (``registered_function`` says so
   once), where the input's types are read from the values (``row_type_of``).
-* ``REUSES_DEAD_WORKERS`` (before 4.0): Spark Python workers that joined a Ray
-  the driver has since restarted are dead, and 3.5 would reuse them;
-  ``python_workers_for_new_ray`` keeps each Ray session's jobs apart.
 * ``spark.conf.getAll`` (4.0): ``runtime_conf`` reads the runtime conf with
   ``SET`` where it is missing, so ``spark.conf.set("spark.ray.*", ...)`` works.
 * ``getCondition`` / ``getMessage`` of Spark's errors (4.0):
@@ -40,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,7 +56,6 @@ __all__ = [
     "PYSPARK_VERSION",
     "AnalyzeArgument",
     "AnalyzeResult",
-    "python_workers_for_new_ray",
     "require",
     "row_type_of",
     "runtime_conf",
@@ -99,35 +94,6 @@ else:
 
         schema: Any
         withSinglePartition: bool = False
-
-
-# pyspark 3.5 hands a task an idle Python worker without checking that it is still alive; 4.x checks
-# (measured here: 3.5.7 fails the task with "Broken pipe", 4.1.4 starts a fresh worker).
-REUSES_DEAD_WORKERS: bool = PYSPARK_VERSION < (4, 0)
-RAY_SESSION_ENV = "SPARK_RAY_SESSION"
-
-
-def python_workers_for_new_ray() -> None:
-    """On pyspark 3.5, give the Spark jobs made from now on Python workers of their own.
-
-    Called each time the driver (re)connects to Ray. A Spark Python worker
-    that joined Ray exits with that Ray, and the driver restarts its embedded
-    Ray when a call asks for another runtime_env, namespace or address;
-    pyspark 3.5 would then hand the next task a dead worker. Spark keeps one
-    pool of Python workers per set of job environment variables, so a variable
-    counting the driver's connections keeps the jobs of a new Ray away from
-    the workers of the old one (idle ones time out after a minute).
-    """
-    if not REUSES_DEAD_WORKERS:
-        return
-    from pyspark import SparkContext
-
-    sc = SparkContext._active_spark_context
-    if sc is not None:
-        sc.environment[RAY_SESSION_ENV] = str(next(_RAY_SESSIONS))
-
-
-_RAY_SESSIONS = itertools.count(1)
 
 
 def runtime_conf(spark: Any) -> dict[str, str]:

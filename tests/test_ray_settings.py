@@ -103,6 +103,37 @@ def test_lazy_executor_result_survives_a_later_call_with_other_settings(df, defa
     assert {r.env for r in first.collect()} == {"first"}
 
 
+# Ray ends a driver (here: a Spark Python worker) this long after its GCS went away; 60 s by default.
+GCS_GONE_TIMEOUT_ENV = "RAY_gcs_rpc_server_reconnect_timeout_s"
+
+
+OLD_WORKERS_LAST_S = 20
+
+
+@pytest.fixture
+def spark_workers_that_outlive_their_ray_briefly(spark):
+    """Spark Python workers made from now on end themselves ``OLD_WORKERS_LAST_S`` after their Ray's GCS is
+    gone, not 60 s: the test can then reach the moment just before, when they look alive but will not last."""
+    environment = spark.sparkContext.environment
+    environment[GCS_GONE_TIMEOUT_ENV] = str(OLD_WORKERS_LAST_S)
+    yield
+    environment.pop(GCS_GONE_TIMEOUT_ENV, None)
+
+
+def test_a_job_after_a_ray_restart_never_lands_on_a_worker_of_the_old_ray(
+    df, spark_workers_that_outlive_their_ray_briefly, default_ray_afterwards
+):
+    """Found in CI: a collect a few seconds before the old workers' end crashed with its worker ("Python
+    worker exited unexpectedly"); see ``cluster._python_workers_for_new_ray``."""
+    joined = ray_transform(df, _settings_seen, SETTINGS_SCHEMA, runtime_env={"env_vars": {"SPARK_RAY_T": "old"}})
+    assert {r.env for r in joined.collect()} == {"old"}  # two Spark workers have joined that Ray
+    restarting = time.monotonic()  # the old Ray stops early in the next call, then the new one starts (~8 s)
+    after = ray_transform(df, _settings_seen, SETTINGS_SCHEMA, runtime_env={"env_vars": {"SPARK_RAY_T": "new"}})
+    # Before the fix, a job from about 5 s before the old workers' end to their end crashed (56 to 59 s of 60).
+    time.sleep(max(0.0, OLD_WORKERS_LAST_S - 3.5 - (time.monotonic() - restarting)))
+    assert sorted((r.id, r.env) for r in after.collect()) == [(1, "new"), (2, "new"), (3, "new"), (4, "new")]
+
+
 # --- RAY_ADDRESS ------------------------------------------------------------------------------
 
 

@@ -22,8 +22,8 @@ import time
 from typing import Any
 
 from common import DEFAULT_DRIVER_MEMORY, DEFAULT_RAY_CPUS, bench_session, noop_write, parse_rows
+from driver_memory import MB
 
-MB = 1024 * 1024
 MARK = "MEMORY_RESULT "
 GROUPS = (
     ("spark_jvm", "java"),
@@ -88,7 +88,7 @@ def _child(path: str, rows: int) -> dict[str, Any]:
 
         def run() -> None:
             if path == "native":
-                df.mapInArrow(lambda batches: batches, df.schema).write.format("noop").mode("overwrite").save()
+                noop_write(df.mapInArrow(lambda batches: batches, df.schema))
             else:
                 noop_write(ray_transform(df, identity, df.schema, run_in=path, kind="arrow"))
 

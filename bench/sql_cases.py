@@ -9,7 +9,10 @@ Two questions, each answered against the right floor:
   constants included, so ``udtf_floor_args`` calls the same floor with the
   code and schema strings the generic function takes, to show that share;
 * a function made by ``register_function`` has its schema fixed, so it can be
-  vectorized; it is compared with ``ray_transform(df, ...)`` on the same data.
+  vectorized; it is compared with ``ray_transform(df, ...)`` on the same data,
+  and ``arrow_udtf_floor`` shows what its protocol (``arrow_udtf``, with the
+  TABLE argument Spark packs into a struct per row) costs by itself, against
+  ``mapInArrow``.
 """
 
 from collections.abc import Iterator
@@ -17,7 +20,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
-from cases import BenchContext, Case, Target, Thunk, _identity_batch
+from cases import BenchContext, Case, Skip, Target, Thunk, _identity_batch
 from common import noop_write
 
 VIEW = "spark_ray_bench_t"
@@ -45,10 +48,32 @@ def _floor_udtf() -> Any:
     return udtf(Identity, useArrow=False)
 
 
+def _arrow_floor_udtf(schema: Any) -> Any:
+    """Spark's own vectorized table function (``arrow_udtf``, pyspark 4.1+), identity: the protocol
+    ``register_function`` uses, with its schema fixed as there."""
+    try:
+        from pyspark.sql.functions import arrow_udtf
+    except ImportError:
+        raise Skip("arrow_udtf: needs pyspark 4.1") from None
+
+    class Identity:
+        def eval(self, batch: Any) -> Iterator[Any]:
+            yield batch
+
+    return arrow_udtf(Identity, returnType=schema)
+
+
 def udtf_floor(ctx: BenchContext, df: DataFrame) -> Thunk:
     df.createOrReplaceTempView(VIEW)
     ctx.spark.udtf.register("spark_ray_bench_floor", _floor_udtf())
     query = f"SELECT * FROM spark_ray_bench_floor(TABLE({VIEW}))"
+    return lambda: noop_write(ctx.spark.sql(query))
+
+
+def arrow_udtf_floor(ctx: BenchContext, df: DataFrame) -> Thunk:
+    df.createOrReplaceTempView(VIEW)
+    ctx.spark.udtf.register("spark_ray_bench_arrow_floor", _arrow_floor_udtf(df.schema))
+    query = f"SELECT * FROM spark_ray_bench_arrow_floor(TABLE({VIEW}))"
     return lambda: noop_write(ctx.spark.sql(query))
 
 
@@ -85,6 +110,8 @@ SQL_CASES = [
          udtf_floor_args, baseline="udtf_floor", ray_cpus=None),
     Case("sql_generic", "SELECT * FROM ray_transform(TABLE(t), '<foreach identity>', '<schema>')", sql_generic,
          baseline="udtf_floor", target=Target("ratio", 1.3)),
+    Case("arrow_udtf_floor", "Spark's arrow_udtf identity, schema fixed (register_function's protocol): its floor",
+         arrow_udtf_floor, baseline="spark_native", ray_cpus=None),
     Case("sql_registered", "register_function(identity, kind=arrow); SELECT * FROM f(TABLE(t))", sql_registered,
          baseline="executor_arrow", target=Target("ratio", 1.25)),
 ]  # fmt: skip

@@ -70,3 +70,26 @@ def test_bench_cases_run_and_report(spark, bench, tmp_path):
     _, latest = report.write_json({"results": results}, str(tmp_path), "smoke")
     with open(latest, encoding="utf-8") as saved:
         assert [r["case"] for r in json.load(saved)["results"]] == SMOKE_CASES
+
+
+# The SQL cases' floors and the registered function (the generic function is left out: it would register
+# `ray_transform` again in the shared session, under this test's settings).
+SQL_SMOKE_CASES = ["spark_native", "executor_arrow", "udtf_floor", "arrow_udtf_floor", "sql_registered"]
+
+
+def test_bench_sql_floors_run_and_report_against_their_baselines(spark, bench):
+    cases, common, _, run = bench
+    ctx = cases.BenchContext(spark=spark, spin_per_1000_rows=10, ray_cpus=common.DEFAULT_RAY_CPUS)
+    df = common.build_table(spark, ROWS)
+    try:
+        (group,) = cases.run_groups(cases.select_cases(SQL_SMOKE_CASES, quick=True))
+        results = run.measure(group, ctx, df, ROWS, warmup=0, repeat=1, progress=lambda message: None)
+    finally:
+        df.unpersist()
+    run.compare(results)
+
+    by_case = {r.case: r for r in results}
+    assert sorted(by_case) == sorted(SQL_SMOKE_CASES)
+    assert all(len(r.runs_s) == 1 and r.median_s > 0 for r in results), [(r.case, r.note) for r in results]
+    assert by_case["arrow_udtf_floor"].baseline == "spark_native" and by_case["arrow_udtf_floor"].ratio is not None
+    assert by_case["sql_registered"].baseline == "executor_arrow" and by_case["sql_registered"].target == "<= 1.25x"

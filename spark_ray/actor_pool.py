@@ -504,11 +504,29 @@ def pool_size(conf: RayTransformConf, actor_options: dict[str, Any]) -> tuple[in
     return conf.concurrency, conf.concurrency
 
 
-def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: str) -> PoolRef:
+def open_pool(
+    job_id: str,
+    program_blob: bytes,
+    conf: RayTransformConf,
+    label: str,
+    registry: tuple[str, str] | None = None,
+    start: bool = True,
+) -> tuple[PoolRef, PoolSpec]:
     """Register the call's pool with the driver's registry, which starts its ``min`` actors now.
+
+    With ``start=False`` the pool is only described: the first ``reopen_pool`` (a Spark worker's
+    first partition) opens it, so a function registered for later queries loads its model when a
+    query needs it, not at registration (where it would stop again after ``actor_idle_timeout``).
+
+    ``registry`` (name, namespace) names the driver's registry from a Spark worker (the generic SQL
+    table function learns its code there); without it, the driver's own registry is found or made.
+
+    Returns:
+        How callers reach the pool, and what reopens it (``reopen_pool``).
 
     Raises:
         ConfigError: an option the pool's actors cannot take, or a pool the cluster cannot hold.
+        PoolError: ``registry`` is gone (the driver that made it disconnected).
     """
     import ray
 
@@ -517,10 +535,45 @@ def open_pool(job_id: str, program_blob: bytes, conf: RayTransformConf, label: s
     options, call_options = actor_options(conf)
     low, high = pool_size(conf, options)
     spec = PoolSpec(program_blob, options, low, high, conf.actor_idle_timeout, label)
-    registry = _registry()
-    ray.get(registry.open.remote(job_id, spec))
-    namespace = ray.get_runtime_context().namespace
-    return PoolRef(registry_name(), namespace, job_id, call_options, high, conf.max_retries)
+    if registry is None:
+        handle, name, namespace = _registry(), registry_name(), ray.get_runtime_context().namespace
+    else:
+        name, namespace = registry
+        handle = _registry_by_name(name, namespace)
+    if start:
+        ray.get(handle.open.remote(job_id, spec))
+    return PoolRef(name, namespace, job_id, call_options, high, conf.max_retries), spec
+
+
+def reopen_pool(ref: PoolRef, spec: PoolSpec) -> None:
+    """Open ``ref``'s pool again if it was closed (``close_pools``, or forgotten after many newer pools);
+    nothing when it is open. A call made once and run again later (a lazy result, a registered SQL
+    function) then finds its pool, and loads its model again only if the actors had stopped."""
+    import ray
+
+    ray.get(_registry_by_name(ref.registry, ref.namespace).open.remote(ref.pool_id, spec))
+
+
+def _registry_by_name(name: str, namespace: str) -> Any:
+    import ray
+
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        raise PoolError(
+            f"the actor pool registry {name} is gone: the driver that made it disconnected from Ray "
+            "(spark_ray.shutdown(), or a restart of the embedded Ray); run the call again (or register the "
+            "SQL function again)"
+        ) from None
+
+
+def driver_registry() -> tuple[str, str]:
+    """The (name, namespace) of this driver's pool registry, made now if needed: what a Spark worker
+    needs to open a pool that the driver, not the worker, owns."""
+    import ray
+
+    _registry()
+    return registry_name(), ray.get_runtime_context().namespace
 
 
 def make_way_for_a_new_call() -> None:
@@ -614,7 +667,7 @@ class PoolRunner:
         _, index = self._calls.pop(ref, (None, -1))
         try:
             return task_result(ref, where=f"a shard on actor {index} of the pool", retries=self.ref.max_retries)
-        except RayWorkLostError:  # the actor (or its node) died: the pool must forget it
+        except (RayWorkLostError, MemoryLimitError):  # the actor died, or was retired: the pool must forget it
             self.registry.lost.remote(self.ref.pool_id, index)
             raise
 

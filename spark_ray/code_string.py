@@ -33,7 +33,7 @@ from .cluster import (
 )
 from .conf import RayTransformConf
 from .context import UNSET, PythonContext
-from .errors import UserCodeError
+from .errors import ConfigError, UserCodeError
 from .user_code import UserFunction, register_source, user_traceback
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,23 @@ def user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tup
         return UserFunction.from_callable(code, conf.kind), conf
     context = PythonContext(conf.as_strings())
     user = function_from_code(code, context)
+    asked = [name for name in ("kind", "batch_format") if name in conf.given]
+    if asked and user.kind != conf.kind:
+        raise ConfigError(
+            f"{' and '.join(f'{name}={getattr(conf, name)!r}' for name in asked)} was given, but the code string "
+            f"declares a {user.kind!r} function ({_DECLARED_BY[user.kind]}); the code string decides: remove the "
+            "option, or declare the function the other way"
+        )
     return user, apply_code_address(context.requested_address, conf)
+
+
+# How a code string declares each kind.
+_DECLARED_BY = {
+    "row": "ray_context.foreach",
+    "rows": "ray_context.map_iter",
+    "arrow": "ray_context.map_batches(fn, batch_format='pyarrow')",
+    "pandas": "ray_context.map_batches(fn, batch_format='pandas')",
+}
 
 
 def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:

@@ -11,15 +11,17 @@ everywhere as aliases of the snake_case ones.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
+import warnings
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .doors import check_door
 from .environment import activations_of, exports_of
 from .errors import ConfigError, did_you_mean
+from .option_values import coerce, read_concurrency, read_constructor_args, read_retry_exceptions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -40,6 +42,8 @@ def is_option_key(key: str) -> bool:
 MODES = ("data", "model")
 RUN_INS = ("executor", "driver")
 KINDS = ("row", "rows", "arrow", "pandas")
+# Ray Data's batch_format names, and the kind each means.
+BATCH_FORMATS = {"pyarrow": "arrow", "pandas": "pandas"}
 PYTHON_MODES = ("ray", "python")
 BATCH_SIZINGS = ("auto", "fixed")
 # Addresses that mean "the embedded Ray of this process" rather than a cluster.
@@ -56,6 +60,12 @@ class RayTransformConf:
             "driver" streams the table through the driver.
         kind: how a callable sees the data: "row" (a dict per row), "rows" (an
             iterator of dicts per shard), "arrow" (a RecordBatch), "pandas".
+        batch_format: Ray Data's name for the last two kinds: "pyarrow" is
+            kind "arrow", "pandas" is kind "pandas".
+        batch_size: the exact rows per call of a batch function (kinds "rows",
+            "arrow", "pandas"), Ray Data's ``batch_size``; only the last batch
+            of each Spark partition may be shorter. None: the function sees
+            the batches as they come (Spark's Arrow batches, up to a shard).
         python_mode: "ray" runs the code in Ray tasks; "python" runs it inside
             the Spark Python workers, for machines without Ray.
         ray_address: an existing cluster (``host:6379``, ``ray://host:10001``,
@@ -74,11 +84,16 @@ class RayTransformConf:
             a strategy object passed in the call).
         ray_remote_args: any other option of ``ray.remote`` (Ray Data's name),
             for tasks or the pool's actors; checked against Ray's own list.
-        concurrency: for a function, Ray tasks in flight per Spark partition
-            (None: enough to keep the Ray CPUs busy, at least 2); for a
-            callable class, the size of its actor pool, an int or a
+        concurrency: Ray Data's meaning. For a function, the Ray tasks in
+            flight for the whole call, shared by the Spark partitions running
+            at once (each gets ``concurrency // task slots``, at least 1). For
+            a callable class, the size of its actor pool, an int or a
             ``(min, max)`` range (None: 1 up to what the cluster can hold).
-            ``max_in_flight`` is its old name.
+        tasks_per_partition: Ray tasks (or pool calls) in flight for each
+            Spark partition, when set; wins over ``concurrency`` for the
+            window. None: ``concurrency`` shared out, else enough for the
+            partitions Spark runs at once to keep the Ray CPUs (or the pool)
+            busy. ``max_in_flight`` is its old name.
         fn_constructor_args, fn_constructor_kwargs: what a callable class's
             ``__init__`` gets, once per actor.
         py_executor_memory: Byzer's cap in MB on the private memory of each
@@ -121,6 +136,8 @@ class RayTransformConf:
     mode: str = "data"
     run_in: str = "executor"
     kind: str = "row"
+    batch_format: str | None = None
+    batch_size: int | None = None
     python_mode: str = "ray"
     ray_address: str | None = None
     ray_namespace: str = "spark_ray"
@@ -135,6 +152,7 @@ class RayTransformConf:
     scheduling_strategy: Any = None
     ray_remote_args: dict[str, Any] | None = None
     concurrency: Any = None
+    tasks_per_partition: int | None = None
     fn_constructor_args: Any = None
     fn_constructor_kwargs: dict[str, Any] | None = None
     py_executor_memory: int | None = None
@@ -154,6 +172,8 @@ class RayTransformConf:
     schema: str | None = None
     python_exec: str | None = None
     python_env: str | None = None
+    # The options given at the door (not the session's or Spark conf's): what check_door checks.
+    given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -161,6 +181,19 @@ class RayTransformConf:
         _check_choice("kind", self.kind, KINDS)
         _check_choice("python_mode", self.python_mode, PYTHON_MODES)
         _check_choice("batch_sizing", self.batch_sizing, BATCH_SIZINGS)
+        if self.batch_format is not None:
+            _check_choice("batch_format", self.batch_format, tuple(BATCH_FORMATS))
+            meant = BATCH_FORMATS[self.batch_format]
+            if "kind" in self.given and self.kind != meant:
+                raise ConfigError(
+                    f"options kind={self.kind!r} and batch_format={self.batch_format!r} disagree: "
+                    f"batch_format={self.batch_format!r} is kind={meant!r}; give one of them"
+                )
+            object.__setattr__(self, "kind", meant)
+        for name in ("batch_size", "tasks_per_partition"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ConfigError(f"option {name} must be at least 1, got {value!r}")
         for name in ("batch_bytes", "batch_rows"):
             value = getattr(self, name)
             if value < 1:
@@ -170,9 +203,9 @@ class RayTransformConf:
                 f"options num_cpus and num_gpus cannot be negative, got {self.num_cpus!r}, {self.num_gpus!r}"
             )
         # Frozen: normalise through object.__setattr__, once, here.
-        object.__setattr__(self, "concurrency", _read_concurrency(self.concurrency))
-        object.__setattr__(self, "retry_exceptions", _read_retry_exceptions(self.retry_exceptions))
-        object.__setattr__(self, "fn_constructor_args", _read_constructor_args(self.fn_constructor_args))
+        object.__setattr__(self, "concurrency", read_concurrency(self.concurrency))
+        object.__setattr__(self, "retry_exceptions", read_retry_exceptions(self.retry_exceptions))
+        object.__setattr__(self, "fn_constructor_args", read_constructor_args(self.fn_constructor_args))
         if self.py_executor_memory is not None and self.py_executor_memory < 1:
             raise ConfigError(
                 f"option py_executor_memory is in MB and must be at least 1, got {self.py_executor_memory!r}"
@@ -186,14 +219,14 @@ class RayTransformConf:
     def uses_ray(self) -> bool:
         return self.python_mode == "ray"
 
-    @property
-    def max_in_flight(self) -> int:
-        """Shards in flight per Spark partition when nothing better is known: ``concurrency``
-        (its upper end for a range), else 2. The executor and driver paths size
-        their window from the cluster instead (``shard_sizing.window_for``)."""
-        if isinstance(self.concurrency, tuple):
-            return max(2, self.concurrency[1])
-        return self.concurrency if self.concurrency is not None else 2
+    def check_door(self, door: str) -> RayTransformConf:
+        """This conf, once every option given at the door is one ``door`` honours (``doors``).
+
+        Raises:
+            ConfigError: an option given here that this door cannot honour.
+        """
+        check_door(self.given, door)
+        return self
 
     @property
     def memory_limit_mb(self) -> int | None:
@@ -236,15 +269,19 @@ class RayTransformConf:
             return "127.0.0.1"
         return None
 
+    def settings(self) -> dict[str, Any]:
+        """Every option's value (not which were given): a layer to resolve later calls over."""
+        return {name: getattr(self, name) for name in FIELD_NAMES}
+
     def as_strings(self) -> dict[str, str]:
         """The options that are set, as text: what code strings see as ``context.conf`` (Byzer's runnerConf)."""
-        return {key: str(value) for key, value in vars(self).items() if value is not None}
+        return {key: str(value) for key, value in vars(self).items() if value is not None and key != "given"}
 
     def replace(self, **changes: Any) -> RayTransformConf:
         return dataclasses.replace(self, **changes)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(RayTransformConf)}
+_FIELDS = {f.name: f for f in dataclasses.fields(RayTransformConf) if f.name != "given"}
 FIELD_NAMES = tuple(_FIELDS)
 
 # Byzer/pyjava spellings. Keys are compared case-insensitively after this lookup.
@@ -260,9 +297,9 @@ ALIASES = {
     "batchBytes": "batch_bytes",
     "batchRows": "batch_rows",
     "batchSizing": "batch_sizing",
-    # concurrency's old name: tasks in flight per Spark partition.
-    "max_in_flight": "concurrency",
-    "maxInFlight": "concurrency",
+    "batchFormat": "batch_format",
+    "batchSize": "batch_size",
+    "tasksPerPartition": "tasks_per_partition",
     "acceleratorType": "accelerator_type",
     "maxRetries": "max_retries",
     "retryExceptions": "retry_exceptions",
@@ -284,7 +321,10 @@ ALIASES = {
     "dataServerHost": "data_server_host",
     "dataServerIdleTimeout": "data_server_idle_timeout",
 }
-_LOOKUP = {name.lower(): name for name in FIELD_NAMES} | {a.lower(): t for a, t in ALIASES.items()}
+# Old spellings whose name changed with their meaning kept: they work, with a DeprecationWarning.
+DEPRECATED = {"max_in_flight": "tasks_per_partition", "maxInFlight": "tasks_per_partition"}
+_LOOKUP = {name.lower(): name for name in FIELD_NAMES} | {a.lower(): t for a, t in (ALIASES | DEPRECATED).items()}
+_DEPRECATED_LOWER = {key.lower() for key in DEPRECATED}
 
 
 def canonical_name(key: str) -> str:
@@ -294,45 +334,24 @@ def canonical_name(key: str) -> str:
     """
     name = _LOOKUP.get(key.strip().lower())
     if name is not None:
+        if key.strip().lower() in _DEPRECATED_LOWER:
+            warnings.warn(
+                f"option {key.strip()} is now called {name} (Ray tasks in flight per Spark partition); "
+                f"{key.strip()} still works",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         return name
     known = sorted(set(FIELD_NAMES) | set(ALIASES))
-    raise ConfigError(f"unknown option {key!r}.{did_you_mean(key, known)} Known options: {', '.join(known)}")
+    raise ConfigError(
+        f"unknown option {key!r}.{did_you_mean(key, known)} Known options: {', '.join(known)} "
+        "(and, where Ray runs the code, any option of ray.remote)"
+    )
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"option {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a value that may be a string (Spark conf, scripts) into the field's type."""
-    annotation = str(_FIELDS[name].type)
-    if value is None or not isinstance(value, str):
-        if "float" in annotation and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
-    text = value.strip()
-    if "None" in annotation and text.lower() in ("", "none", "null"):
-        return None
-    try:
-        if annotation.startswith("bool"):
-            if text.lower() in ("true", "1", "yes", "on"):
-                return True
-            if text.lower() in ("false", "0", "no", "off"):
-                return False
-            raise ValueError(text)
-        if annotation.startswith("int"):
-            return int(text.replace("_", ""))
-        if annotation.startswith("float"):
-            return float(text)
-        if annotation.startswith("dict"):
-            parsed = json.loads(text)
-            if not isinstance(parsed, dict):
-                raise ValueError(text)
-            return parsed
-    except ValueError:
-        raise ConfigError(f"option {name} expects {annotation}; cannot read {value!r}") from None
-    return text
 
 
 # Session settings: per SparkSession, gone when the session is.
@@ -375,74 +394,60 @@ def _spark_conf_options(spark: SparkSession | None) -> dict[str, Any]:
     return found
 
 
-def resolve_conf(spark: SparkSession | None, call_options: Mapping[str, Any]) -> RayTransformConf:
-    """Merge the four layers into one RayTransformConf (call > session > Spark conf > default)."""
-    merged: dict[str, Any] = {}
+def resolve_conf(
+    spark: SparkSession | None,
+    call_options: Mapping[str, Any],
+    door: str | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> RayTransformConf:
+    """Merge the four layers into one RayTransformConf (call > session > Spark conf > default).
+
+    ``base`` replaces the session and Spark conf layers with settings resolved earlier (what a SQL
+    function fixed when it was registered: ``RayTransformConf.settings``).
+    ``call_options`` are the options given at the door; with ``door``, each must be one that door
+    honours (``doors.HONOURED_AT``). A door that learns its kind only from the resolved options
+    (``ray_transform``: mode and run_in) checks afterwards, with ``RayTransformConf.check_door``.
+
+    Raises:
+        ConfigError: an unknown option, a value that cannot be read, or an option ``door`` cannot honour.
+    """
+    merged: dict[str, Any] = dict(base or {})
     merged.update(_spark_conf_options(spark))
     if spark is not None:
         merged.update(_SESSION_SETTINGS.get(spark, {}))
+    given = set()
     for key, value in call_options.items():
         name = canonical_name(key)
         merged[name] = _coerce(name, value)
+        given.add(name)
+    if door is not None:
+        check_door(given, door)
     if ("batch_rows" in merged or "batch_bytes" in merged) and "batch_sizing" not in merged:
         merged["batch_sizing"] = "fixed"  # a size the caller chose is the size they get
-    return RayTransformConf(**merged)
+    return RayTransformConf(**merged, given=frozenset(given))
 
 
-def _read_concurrency(value: Any) -> int | tuple[int, int] | None:
-    """``4``, ``(1, 4)``, ``[1, 4]``, or the text forms ``"4"``, ``"1,4"``, ``"(1, 4)"``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().strip("()[]")
-        if text.lower() in ("", "none", "null"):
-            return None
-        parts = [part.strip() for part in text.split(",") if part.strip()]
-        try:
-            value = int(parts[0]) if len(parts) == 1 else tuple(int(part) for part in parts)
-        except ValueError:
-            raise ConfigError(
-                f"option concurrency expects an int or a (min, max) pair; cannot read {value!r}"
-            ) from None
-    if isinstance(value, bool):
-        raise ConfigError(f"option concurrency expects an int or a (min, max) pair, got {value!r}")
-    if isinstance(value, int):
-        if value < 1:
-            raise ConfigError(f"option concurrency must be at least 1, got {value}")
-        return value
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        low, high = int(value[0]), int(value[1])
-        if not 1 <= low <= high:
-            raise ConfigError(f"option concurrency=(min, max) needs 1 <= min <= max, got ({low}, {high})")
-        return (low, high)
-    raise ConfigError(f"option concurrency expects an int or a (min, max) pair, got {value!r}")
+def door_options(knobs: Mapping[str, Any], extra: Mapping[str, Any], ray_args: bool = True) -> dict[str, Any]:
+    """What a door was given: its keyword-only knobs that are set, and its ``**`` catch-all.
+
+    A catch-all key that names an option (or a Byzer alias: ``runIn``) is that option; an option of
+    Ray's tasks or actors (``max_concurrency``, ``label_selector``...) is one of its Ray remote args.
+    Anything else is an unknown option (``resolve_conf`` says so, with a did-you-mean). A door that
+    starts no Ray work (``ray_args=False``) takes option names only.
+    """
+    from .ray_options import is_ray_option
+
+    options = {name: value for name, value in knobs.items() if value is not None}
+    remote: dict[str, Any] = {}
+    for key, value in extra.items():
+        if ray_args and key.strip().lower() not in _LOOKUP and is_ray_option(key):
+            remote[key] = value
+        else:
+            options[key] = value
+    if remote:
+        options["ray_remote_args"] = {**dict(options.get("ray_remote_args") or {}), **remote}
+    return options
 
 
-def _read_retry_exceptions(value: Any) -> Any:
-    """True/False (also as text), or a list of exception classes (from the call only)."""
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("", "none", "null"):
-            return None
-        if lowered in ("true", "1", "yes", "on", "false", "0", "no", "off"):
-            return lowered in ("true", "1", "yes", "on")
-        raise ConfigError(f"option retry_exceptions expects true, false or a list of exception classes; got {value!r}")
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, (list, tuple)) and all(isinstance(v, type) and issubclass(v, Exception) for v in value):
-        return list(value)
-    raise ConfigError(f"option retry_exceptions expects true, false or a list of exception classes; got {value!r}")
-
-
-def _read_constructor_args(value: Any) -> tuple[Any, ...] | None:
-    """A tuple or list (or JSON list text) of positional ``__init__`` arguments."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(f"option fn_constructor_args expects a JSON list in text form; got {value!r}") from None
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(f"option fn_constructor_args expects a tuple or list, got {type(value).__name__}")
-    return tuple(value)
+def _coerce(name: str, value: Any) -> Any:
+    return coerce(name, str(_FIELDS[name].type), value)

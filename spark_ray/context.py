@@ -203,6 +203,16 @@ class RayContext:
         """Process the table shard by shard: ``func_for_rows(rows)`` yields rows."""
         self._register("rows", func_for_rows)
 
+    def map_batches(self, fn: Callable[[Any], Any], batch_format: str = "pyarrow") -> None:
+        """Process the table a batch at a time, as Ray Data's ``map_batches``: ``fn(batch)`` gets a pyarrow
+        RecordBatch (``batch_format="pyarrow"``) or a pandas DataFrame (``"pandas"``) and returns the same.
+        A spark-ray addition to pyjava's API; ``fn`` may be a callable class (an actor pool)."""
+        from .conf import BATCH_FORMATS
+
+        if batch_format not in BATCH_FORMATS:
+            raise TypeError(f"map_batches takes batch_format 'pyarrow' or 'pandas', got {batch_format!r}")
+        self._register(BATCH_FORMATS[batch_format], fn)
+
     def setup(self, func_for_row: Callable[..., Any] | None, func_for_rows: Callable[..., Any] | None = None) -> None:
         """The older form: a per-shard function wins over a per-row one."""
         if func_for_rows is not None:

@@ -264,7 +264,17 @@ def push_function(
 _PUSHED_SCHEMA = "partition int, attempt int, chunk int, keeper string, rows long"
 
 
-def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
+def to_ray_dataset(
+    df: DataFrame,
+    *,
+    batch_bytes: int | None = None,
+    batch_rows: int | None = None,
+    ray_address: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    job_group: str | None = None,
+    job_description: str | None = None,
+    **options: Any,
+) -> Any:
     """The DataFrame as a ``ray.data.Dataset``, streamed from the executors into Ray.
 
     Each Spark task cuts its partition into shards (``batch_bytes`` /
@@ -276,9 +286,11 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
 
     Args:
         df: the table.
-        **options: ray_transform options that apply: ``ray_address``,
-            ``ray_namespace``, ``runtime_env``, ``batch_bytes``, ``batch_rows``,
-            ``job_group``, ``job_description``, ...
+        batch_bytes, batch_rows: the size of a block.
+        ray_address, runtime_env: the Ray connection, as ``ray_transform`` takes them.
+        job_group, job_description: the Spark job's group and description.
+        **options: the other connection options (``ray_namespace``, ``local_ray_cpus``...). An
+            option this door cannot honour (``num_gpus``, ``kind``...) is refused by name.
 
     Returns:
         A materialized ``ray.data.Dataset`` with the DataFrame's columns.
@@ -291,11 +303,16 @@ def to_ray_dataset(df: DataFrame, **options: Any) -> Any:
 
     from . import cluster
     from .actor_pool import make_way_for_a_new_call
-    from .conf import resolve_conf
+    from .conf import door_options, resolve_conf
+    from .doors import TO_DATASET
     from .jobs import new_job_id, spark_job_group
     from .schema import to_arrow_schema
 
-    conf = resolve_conf(df.sparkSession, options)
+    knobs = {
+        "batch_bytes": batch_bytes, "batch_rows": batch_rows, "ray_address": ray_address,
+        "runtime_env": runtime_env, "job_group": job_group, "job_description": job_description,
+    }  # fmt: skip
+    conf = resolve_conf(df.sparkSession, door_options(knobs, options, ray_args=False), door=TO_DATASET)
     if not conf.uses_ray:
         raise ConfigError("to_ray_dataset needs Ray; python_mode='python' has none")
     spec = cluster.ensure_driver_ray(conf)
@@ -417,7 +434,17 @@ def _dataset_schema(ds: Any) -> pa.Schema | None:
     return base if isinstance(base, pa.Schema) else None
 
 
-def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | None = None, **options: Any) -> DataFrame:
+def from_ray_dataset(
+    spark: SparkSession,
+    ds: Any,
+    schema: str | StructType | None = None,
+    *,
+    ray_address: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    job_group: str | None = None,
+    job_description: str | None = None,
+    **options: Any,
+) -> DataFrame:
     """A ``ray.data.Dataset`` as a DataFrame, its blocks read by the executors in parallel.
 
     The Dataset runs (``to_arrow_refs``: its pipeline executes in Ray, the
@@ -433,7 +460,10 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
         ds: a ``ray.data.Dataset``.
         schema: the DataFrame's schema (any form ``ray_transform`` takes); None
             derives it from the Dataset's.
-        **options: ray_transform options that apply (``ray_address``, ``job_group``, ...).
+        ray_address, runtime_env: the Ray connection, as ``ray_transform`` takes them.
+        job_group, job_description: the Spark job's group and description.
+        **options: the other connection options (``ray_namespace``...). An option this door
+            cannot honour (``batch_rows``, ``num_cpus``...) is refused by name.
 
     Example:
         df = spark_ray.from_ray_dataset(spark, ray.data.range(100).map_batches(lambda b: {"sq": b["id"] ** 2}))
@@ -442,13 +472,18 @@ def from_ray_dataset(spark: SparkSession, ds: Any, schema: str | StructType | No
 
     from . import cluster
     from .actor_pool import make_way_for_a_new_call
-    from .conf import resolve_conf
+    from .conf import door_options, resolve_conf
+    from .doors import FROM_DATASET
     from .jobs import new_job_id, spark_job_group
     from .schema import parse_schema, to_arrow_schema
     from .schema_arrow import from_arrow_schema
     from .spark_session_kind import kind_of
 
-    conf = resolve_conf(spark, options)
+    knobs = {
+        "ray_address": ray_address, "runtime_env": runtime_env, "job_group": job_group,
+        "job_description": job_description,
+    }  # fmt: skip
+    conf = resolve_conf(spark, door_options(knobs, options, ray_args=False), door=FROM_DATASET)
     if not conf.uses_ray:
         raise ConfigError("from_ray_dataset needs Ray; python_mode='python' has none")
     spec = cluster.ensure_driver_ray(conf)

@@ -26,8 +26,9 @@ from .checkpoint import checkpoint_surviving_an_executor
 from .conf import RayTransformConf
 from .data_server import ServerAddress, server_host
 from .jobs import JobGroup
+from .pipeline import RunnerPlan, ShardFlow
 from .relay_server import ChunkKey, RelayServer
-from .runners import BatchRunner, RayRunner, task_result, wait_for
+from .runners import BatchRunner, task_result, wait_for
 from .shard_server import ShardHandle
 from .spark_session_kind import kind_of
 
@@ -133,33 +134,41 @@ class DriverRelay:
                 self.runner.abandon(chunk.ref)
 
 
-def relay_partition_function(
-    relay_address: ServerAddress, window: int, max_bytes: int, max_rows: int, label: str, adaptive: bool = False
-) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The mapInArrow function of driver data mode: each chunk goes to the driver and its result comes back.
+class _RelayRunner:
+    """A Spark task's runner in driver mode: a shard is uploaded to the driver's relay, its result fetched back."""
 
-    With ``adaptive``, chunks are sized from the timings their results carry (``shard_sizing``).
-    """
+    def __init__(self, relay: Any, partition: int) -> None:
+        self.relay = relay
+        self.partition = partition
+        self.chunks = 0
+
+    def submit(self, shard: pa.Table) -> ChunkKey:
+        key = (self.partition, self.chunks)
+        self.chunks += 1
+        self.relay.push(key, shard)
+        return key
+
+    def collect(self, key: ChunkKey) -> pa.Table:
+        return self.relay.fetch(key)  # type: ignore[no-any-return]
+
+    def abandon(self, key: ChunkKey) -> None:
+        pass  # the driver cancels the Ray work nobody fetched when the call ends (DriverRelay.close)
+
+
+def relay_partition_function(
+    relay_address: ServerAddress, flow: ShardFlow, label: str
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function of driver data mode: the call's pipeline, with the driver's relay as its runner."""
 
     def relay_partition(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
         from .relay_server import RelayClient
-        from .runners import coalesce, in_order
-        from .shard_sizing import ShardSizer, observing
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
         with RelayClient(relay_address) as relay:
-
-            def upload(numbered: tuple[int, pa.Table]) -> ChunkKey:
-                key = (partition, numbered[0])
-                relay.push(key, numbered[1])
-                return key
-
-            sizer = ShardSizer(max_rows, max_bytes) if adaptive else None
-            chunks = enumerate(coalesce(batches, max_bytes, max_rows, sizer))
-            for table in in_order(chunks, upload, observing(relay.fetch, sizer), window):
+            for table in flow.pull(batches, _RelayRunner(relay, partition)):
                 yield from table.to_batches()
 
     relay_partition.__name__ = relay_partition.__qualname__ = f"ray_transform[{label}] via driver"
@@ -167,51 +176,27 @@ def relay_partition_function(
 
 
 def run_on_driver(
-    df: DataFrame,
-    schema: StructType,
-    *,
-    job_id: str,
-    program_blob: bytes,
-    conf: RayTransformConf,
-    label: str,
-    window: int | None = None,
-    pool: Any = None,
+    df: DataFrame, schema: StructType, *, runner: RunnerPlan, flow: ShardFlow, conf: RayTransformConf, label: str
 ) -> DataFrame:
     """Data mode from the driver, in one Spark pass: every Spark task uploads its chunks to the
-    driver's relay server and fetches their results back from it, while the driver runs a Ray task
-    per chunk (or a call on the call's actor pool, ``pool``). The executors never talk to Ray; the
-    driver holds only the chunks in flight.
+    driver's relay server and fetches their results back from it, while the driver runs each chunk
+    with the call's runner (a Ray task, or a call on its actor pool). The executors never talk to
+    Ray; the driver holds only the chunks in flight.
 
     Eager, like every driver-mode call: the pass runs now and its output is
-    locally checkpointed, so later actions do not run the Ray work again, and
-    the pool is closed when it returns.
+    locally checkpointed, so later actions do not run the Ray work again.
     """
 
     description = f"spark-ray ray_transform[{label}] run_in=driver mode={conf.mode}"
-    group = JobGroup.of(df.sparkSession, conf, job_id, description)
+    group = JobGroup.of(df.sparkSession, conf, runner.job_id, description)
     host = server_host(conf, kind_of(df.sparkSession).executors_on_this_host())
-
-    runner: BatchRunner
-    if pool is not None:
-        from .actor_pool import PoolRunner
-
-        runner = PoolRunner(pool)
-    else:
-        runner = RayRunner(job_id, program_blob, conf.ray_task_options())
-    relay = DriverRelay(runner, on_failure=group.cancel)
+    relay = DriverRelay(runner.runner(join_ray=False), on_failure=group.cancel)
     with (
         group.active(),
         tempfile.TemporaryDirectory(prefix="spark-ray-intake-", dir=conf.spill_dir) as intake,
         RelayServer(relay, intake, host, conf.data_server_idle_timeout) as server,
     ):
-        relay_partition = relay_partition_function(
-            server.address,
-            window or conf.max_in_flight,
-            conf.batch_bytes,
-            conf.batch_rows,
-            label,
-            adaptive=conf.batch_sizing == "auto",
-        )
+        relay_partition = relay_partition_function(server.address, flow, label)
         try:
             return checkpoint_surviving_an_executor(df.mapInArrow(relay_partition, schema))
         except BaseException:

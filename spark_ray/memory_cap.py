@@ -15,8 +15,10 @@ at the next Python bytecode), naming the limit, what was measured and the
 function, so the task or actor call fails within a fraction of a second.
 Code stuck in one C call does not run bytecode; if the process is still over
 the limit ``HARD_EXIT_S`` seconds later, it prints the same message to stderr
-(Ray forwards it to the driver's log) and exits, which Ray reports as a dead
-worker: late, but before the node's OOM killer picks a victim.
+(Ray forwards it to the driver's log), leaves it for the caller
+(``cap_reports``: the caller raises the same ``MemoryLimitError`` instead of
+Ray's dead worker) and exits: late, but before the node's OOM killer picks a
+victim.
 
 Linux only (``/proc``); elsewhere the cap is reported once as not enforced.
 """
@@ -31,9 +33,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from .cap_reports import exit_reporter
 from .errors import MemoryLimitError
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class _Guard:
     option: str
     tripped_at: float | None = None
     measured: int = 0
+    report_exit: Callable[[str], None] | None = None
 
     def message(self) -> str:
         return (
@@ -127,8 +131,15 @@ class _Watchdog:
                 return
         if now - guard.tripped_at > HARD_EXIT_S:
             # The exception never landed (the thread is inside one C call) and the memory is still there.
-            sys.stderr.write(f"spark-ray: {guard.message()} The process exits now.\n")
+            message = (
+                f"{guard.message()} The code held the memory inside a call Python could not interrupt, "
+                f"so its process (pid {os.getpid()}) was stopped."
+            )
+            sys.stderr.write(f"spark-ray: {message}\n")
             sys.stderr.flush()
+            if guard.report_exit is not None:
+                with contextlib.suppress(Exception):
+                    guard.report_exit(message)
             os._exit(70)
 
 
@@ -159,7 +170,7 @@ def memory_cap(limit_mb: int | None, label: str, option: str = "py_executor_memo
             _UNENFORCED_REPORTED = True
         yield
         return
-    guard = _Guard(threading.get_ident(), limit_mb << 20, label, f"{option}={limit_mb} MB")
+    guard = _Guard(threading.get_ident(), limit_mb << 20, label, f"{option}={limit_mb} MB", report_exit=exit_reporter())
     _Watchdog.add(guard)
     tripped = False
     try:

@@ -53,6 +53,27 @@ def _ray_tables() -> tuple[dict[str, Any], dict[str, Any]] | None:
     return task_options, actor_options
 
 
+# Ray's own task and actor option names (Ray 2.60), for the doors' catch-all before ray is imported
+# (importing it early would read the auth settings before spark-ray sets them: see _ray_tables).
+_RAY_OPTION_NAMES = frozenset({
+    "_actor_generator_backpressure_num_objects", "_generator_backpressure_num_objects", "_labels",
+    "_num_objects_per_yield", "accelerator_type", "allow_out_of_order_execution", "concurrency_groups",
+    "enable_task_events", "enable_tensor_transport", "fallback_strategy", "get_if_exists", "label_selector",
+    "lifetime", "max_calls", "max_concurrency", "max_pending_calls", "max_restarts", "max_retries",
+    "max_task_retries", "memory", "name", "namespace", "num_cpus", "num_gpus", "num_returns",
+    "object_store_memory", "placement_group", "placement_group_bundle_index",
+    "placement_group_capture_child_tasks", "resources", "retry_exceptions", "runtime_env", "scheduling_strategy",
+})  # fmt: skip
+
+
+def is_ray_option(name: str) -> bool:
+    """Whether ``name`` is an option of Ray's tasks or actors (Ray's own table once ray is imported)."""
+    tables = _ray_tables()
+    if tables is None:
+        return name in _RAY_OPTION_NAMES
+    return name in tables[0] or name in tables[1]
+
+
 def _named_options(conf: RayTransformConf) -> dict[str, Any]:
     """The named options that are set, with py_executor_memory reserving its memory."""
     named: dict[str, Any] = {}

@@ -1,4 +1,4 @@
-"""Named SQL table functions with a fixed schema, at DataFrame speed.
+"""Named SQL table functions with a fixed schema, on Spark's vectorized table function protocol.
 
 ``register_function(spark, "tag_rows", code, "id long, tag string")`` makes
 ``SELECT * FROM tag_rows(TABLE(t))`` run ``code`` on Ray over ``t``. Unlike
@@ -28,14 +28,18 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 from pyspark.sql.udtf import UserDefinedTableFunction
 
-from .cluster import RaySpec, ensure_driver_ray
+from .call_plan import build_program, plan_runner, ray_cpus, shard_flow, window_size
+from .cluster import ensure_driver_ray
 from .code_string import user_function
-from .conf import RayTransformConf, resolve_conf
+from .conf import door_options, resolve_conf
+from .doors import REGISTERED
 from .errors import ConfigError, reported_first
 from .jobs import new_job_id
+from .pipeline import RunnerPlan, ShardFlow, ShardStream
 from .schema import parse_schema
-from .spark_session_kind import checked_table_function
-from .table_function import ROW_BATCH_ROWS, PacedRows, RowBatcher, ShardStream, program_blob, shard_stream
+from .spark_compat import arrow_udtf
+from .spark_session_kind import checked_table_function, kind_of
+from .table_function import ROW_BATCH_ROWS, ROW_SHARD_ROWS, PacedRows, RowBatcher
 
 
 @dataclass(frozen=True)
@@ -71,29 +75,54 @@ def register_function(
     name: str,
     code: Callable[..., Any] | str,
     schema: str | StructType | None = None,
-    **options: Any,
+    *,
+    kind: str | None = None,
+    batch_format: str | None = None,
+    batch_size: int | None = None,
+    concurrency: int | tuple[int, int] | None = None,
+    tasks_per_partition: int | None = None,
+    fn_constructor_args: tuple[Any, ...] | list[Any] | None = None,
+    fn_constructor_kwargs: dict[str, Any] | None = None,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    memory: int | None = None,
+    resources: dict[str, float] | None = None,
+    max_retries: int | None = None,
+    py_executor_memory: int | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    ray_address: str | None = None,
+    python_mode: str | None = None,
+    batch_bytes: int | None = None,
+    batch_rows: int | None = None,
+    **ray_remote_args: Any,
 ) -> UserDefinedTableFunction:
     """Register ``code`` as the SQL table function ``name``: ``SELECT * FROM name(TABLE(t))``.
 
     Args:
         spark: the session to register in.
         name: the SQL name of the function.
-        code: a callable (see ``kind``) or a pyjava-style code string, as ``ray_transform`` takes.
+        code: a callable (see ``kind``), a callable class (an actor pool: ``__init__`` once per
+            actor, with ``fn_constructor_args`` / ``fn_constructor_kwargs``), or a pyjava-style
+            code string, as ``ray_transform`` takes.
         schema: the output schema (any form ``ray_transform`` takes); None takes the session's
             ``schema`` option.
-        **options: ``ray_transform`` options fixed for every query (``kind="arrow"``,
-            ``num_cpus=2``, ``ray_address=...``). ``mode="model"`` and ``run_in="driver"``
-            are not available here: use ``ray_transform`` for those.
+        kind ... batch_rows: the options of ``ray_transform``, with the same meaning, fixed for
+            every query.
+        **ray_remote_args: any other ``ray_transform`` option, or option of ``ray.remote``.
+            ``mode="model"`` and ``run_in="driver"`` are refused: use ``ray_transform`` for those.
 
     Returns:
         The registered function (callable from Python too: ``fn(df.asTable())``).
 
     Raises:
-        ConfigError: an option cannot apply to a table function, or no schema was given.
+        ConfigError: an option that cannot apply to a table function, or no schema was given.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"a registered function needs a SQL name made of letters, digits and _, got {name!r}")
-    conf = resolve_conf(spark, options)
+    arguments = dict(locals())
+    knobs = {key: value for key, value in arguments.items() if key not in _NOT_KNOBS}
+    options = door_options(knobs, ray_remote_args)
+    conf = resolve_conf(spark, options, door=REGISTERED)
     if conf.mode != "data":
         raise ConfigError(f"registered functions run dataMode=data only; got mode={conf.mode!r} (use ray_transform)")
     if conf.run_in != "executor":
@@ -107,23 +136,26 @@ def register_function(
         schema = conf.schema
     struct = parse_schema(schema)
     user, conf = user_function(code, conf)
+    blob = build_program(user, struct, conf)
     ray_spec = ensure_driver_ray(conf) if conf.uses_ray else None
-    job_id = new_job_id()
-    function, protocol = _vectorized(job_id, program_blob(user, struct, conf), struct, conf, ray_spec)
+    runner = plan_runner(user, blob, conf, ray_spec, new_job_id(), start_pool=False)  # queries start it
+    slots = kind_of(spark).default_parallelism()
+    window = window_size(conf, slots, ray_cpus() if ray_spec is not None else 1.0, runner.pool)
+    flow = shard_flow(conf, window, ray=ray_spec is not None)
+    function, protocol = _vectorized(runner, flow, struct)
     spark.udtf.register(name, function)
-    entry = RegisteredFunction(name, struct, user.label, dict(options), protocol)
+    entry = RegisteredFunction(name, struct, user.label, options, protocol)
     _REGISTERED.setdefault(spark, {})[name] = entry
     return function
 
 
-def _vectorized(
-    job_id: str, blob: bytes, struct: StructType, conf: RayTransformConf, ray_spec: RaySpec | None
-) -> tuple[UserDefinedTableFunction, str]:
-    """The arrow_udtf of this function, or the row-protocol fallback on an older pyspark."""
-    import pyspark.sql.functions
+_NOT_KNOBS = ("spark", "name", "code", "schema", "ray_remote_args")
 
-    arrow_udtf = getattr(pyspark.sql.functions, "arrow_udtf", None)
-    if arrow_udtf is None:
+
+def _vectorized(runner: RunnerPlan, flow: ShardFlow, struct: StructType) -> tuple[UserDefinedTableFunction, str]:
+    """The arrow_udtf of this function, or the row-protocol fallback on an older pyspark."""
+    vectorized = arrow_udtf()
+    if vectorized is None:
         if not _WARNED_FALLBACK:
             _WARNED_FALLBACK.append(True)
             warnings.warn(
@@ -132,16 +164,16 @@ def _vectorized(
             )
         from pyspark.sql.functions import udtf
 
-        function = udtf(_row_handler(job_id, blob, conf, ray_spec), returnType=struct, useArrow=False)
+        function = udtf(_row_handler(runner, flow), returnType=struct, useArrow=False)
         protocol = "rows"
     else:
-        function = arrow_udtf(_arrow_handler(job_id, blob, conf, ray_spec), returnType=struct)
+        function = vectorized(_arrow_handler(runner, flow), returnType=struct)
         protocol = "arrow"
     return checked_table_function(function, f"pyspark's {'arrow_udtf' if protocol == 'arrow' else 'udtf'}()"), protocol
 
 
-def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: RaySpec | None) -> type:
-    """The handler class, its settings baked in by closure (cloudpickle ships it to the workers)."""
+def _arrow_handler(runner: RunnerPlan, flow: ShardFlow) -> type:
+    """The handler class, its pipeline baked in by closure (cloudpickle ships it to the workers)."""
 
     class RegisteredArrowFunction:
         def __init__(self) -> None:
@@ -150,7 +182,7 @@ def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: R
         def eval(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
             with reported_first():
                 if self.stream is None:
-                    self.stream = shard_stream(job_id, blob, conf, ray_spec)
+                    self.stream = flow.push(runner.runner())
                 yield from self.stream.push(batch)
 
         def terminate(self) -> Iterator[pa.Table]:
@@ -161,8 +193,8 @@ def _arrow_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: R
     return RegisteredArrowFunction
 
 
-def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: RaySpec | None) -> type:
-    """The fallback handler: rows in, rows out, the same ShardStream in between."""
+def _row_handler(runner: RunnerPlan, flow: ShardFlow) -> type:
+    """The fallback handler: rows in, rows out, the same pipeline in between."""
 
     class RegisteredRowFunction:
         def __init__(self) -> None:
@@ -173,9 +205,9 @@ def _row_handler(job_id: str, blob: bytes, conf: RayTransformConf, ray_spec: Ray
         def eval(self, row: Any) -> Iterator[tuple[Any, ...]]:
             with reported_first():
                 if self.stream is None or self.batcher is None:
-                    self.stream = shard_stream(job_id, blob, conf, ray_spec, rows_in=True)
+                    self.stream = flow.push(runner.runner(), max_rows=ROW_SHARD_ROWS)
                     # Without analyze the input's Spark types are unknown here: Arrow infers them from the values.
-                    self.batcher = RowBatcher(None, min(ROW_BATCH_ROWS, conf.batch_rows))
+                    self.batcher = RowBatcher(None, min(ROW_BATCH_ROWS, flow.max_rows))
                 batch = self.batcher.add(row)
                 if batch is not None:
                     self.waiting.extend(RowBatcher.rows_of(self.stream.push(batch)))

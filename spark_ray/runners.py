@@ -25,7 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import pyarrow as pa
 
 from .convert import with_complete_offsets
-from .errors import RayWorkLostError, SparkRayError
+from .errors import MemoryLimitError, RayWorkLostError, SparkRayError
 from .shard_program import ShardProgram
 from .shard_server import ShardHandle, fetch_table
 from .shard_sizing import ShardSizer, stamp
@@ -46,45 +46,75 @@ class Coalescer:
     such vector, past the end of its empty buffer (pyarrow 26 crashed the
     Spark worker with a segfault when that buffer ended a page). Each shard
     leaves with complete offsets, so no later step meets the short ones.
+
+    With ``batch_size`` (the exact rows per call the user's function sees), a
+    shard closes at a multiple of it, slicing a batch where one crosses the
+    line (no copy), so that no call but a partition's last sees fewer rows.
     """
 
-    def __init__(self, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None) -> None:
+    def __init__(
+        self, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None, batch_size: int | None = None
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_rows = max_rows
         self.sizer = sizer
+        self.batch_size = batch_size
         self._pending: list[pa.RecordBatch] = []
         self._bytes = self._rows = 0
 
-    def add(self, batch: pa.RecordBatch) -> pa.Table | None:
-        """Take a batch; return a full shard when this batch completes one."""
+    def add(self, batch: pa.RecordBatch) -> list[pa.Table]:
+        """Take a batch; return the shards this batch completes (none, usually one)."""
         if batch.num_rows == 0:
-            return None
+            return []
         self._pending.append(batch)
         self._bytes += batch.get_total_buffer_size()
         self._rows += batch.num_rows
-        row_limit = self.sizer.row_limit() if self.sizer is not None else self.max_rows
-        if self._bytes >= self.max_bytes or self._rows >= row_limit:
-            return self.flush()
-        return None
+        shards = []
+        while self._pending:
+            row_limit = self.sizer.row_limit() if self.sizer is not None else self.max_rows
+            if self._bytes < self.max_bytes and self._rows < row_limit:
+                break
+            if self.batch_size is None:
+                shards.append(self._take_all())
+                break
+            whole = min(self._rows, max(row_limit, self.batch_size)) // self.batch_size * self.batch_size
+            if whole == 0:
+                break  # not one batch's rows yet, however many bytes: wait for more
+            shards.append(self._take(whole))
+        return shards
 
     def flush(self) -> pa.Table | None:
         """The shard begun so far, if any."""
-        if not self._pending:
-            return None
+        return self._take_all() if self._pending else None
+
+    def _take_all(self) -> pa.Table:
         shard = with_complete_offsets(pa.Table.from_batches(self._pending))
         self._pending, self._bytes, self._rows = [], 0, 0
         return shard
 
+    def _take(self, rows: int) -> pa.Table:
+        """The first ``rows`` pending rows as a shard; the rest stay (sized by their share of the bytes)."""
+        if rows >= self._rows:
+            return self._take_all()
+        pending = pa.Table.from_batches(self._pending)
+        rest = pending.slice(rows)
+        self._bytes = self._bytes * rest.num_rows // self._rows
+        self._rows = rest.num_rows
+        self._pending = rest.to_batches()
+        return with_complete_offsets(pending.slice(0, rows))
+
 
 def coalesce(
-    batches: Iterable[pa.RecordBatch], max_bytes: int, max_rows: int, sizer: ShardSizer | None = None
+    batches: Iterable[pa.RecordBatch],
+    max_bytes: int,
+    max_rows: int,
+    sizer: ShardSizer | None = None,
+    batch_size: int | None = None,
 ) -> Iterator[pa.Table]:
     """The shards of a stream of batches (see ``Coalescer``)."""
-    coalescer = Coalescer(max_bytes, max_rows, sizer)
+    coalescer = Coalescer(max_bytes, max_rows, sizer, batch_size)
     for batch in batches:
-        shard = coalescer.add(batch)
-        if shard is not None:
-            yield shard
+        yield from coalescer.add(batch)
     last = coalescer.flush()
     if last is not None:
         yield last
@@ -315,7 +345,12 @@ def _spark_partition() -> str:
 
 
 def runner_for(
-    job_id: str, program_blob: bytes, ray_spec: Any, task_options: dict[str, Any], pool: Any = None
+    job_id: str,
+    program_blob: bytes,
+    ray_spec: Any,
+    task_options: dict[str, Any],
+    pool: Any = None,
+    join_ray: bool = True,
 ) -> BatchRunner:
     """The runner of one job in this process: Ray tasks (or the call's actor pool) when there is a
     Ray to join, else in place.
@@ -328,9 +363,10 @@ def runner_for(
     """
     if ray_spec is None:
         return InlineRunner(cached_program(job_id, program_blob))
-    from .cluster import ensure_worker_ray
+    if join_ray:
+        from .cluster import ensure_worker_ray
 
-    ensure_worker_ray(ray_spec)
+        ensure_worker_ray(ray_spec)
     if pool is not None:
         from .actor_pool import PoolRunner
 
@@ -446,6 +482,11 @@ def task_result(
             raise cause from None
         raise
     except _lost_work_errors() as error:
+        from .cap_reports import exit_message_of
+
+        capped = exit_message_of(ref)
+        if capped is not None:  # the memory cap stopped the process: say so, not "the worker died"
+            raise MemoryLimitError(capped) from None
         raise RayWorkLostError(lost_work_message(error, where, retries)) from None
 
 

@@ -47,6 +47,8 @@ class ShardProgram:
         memory_limit_option: the option that set it, for the error message.
         input_names: the input's column names, when Spark hands the shards over under placeholder
             names (``convert.spark_safe_input``); None when the shards carry their own.
+        batch_size: rows per call of a batch function (kinds rows, arrow, pandas); None: one call per
+            incoming batch (arrow) or per shard (rows, pandas).
     """
 
     user: UserFunction
@@ -57,6 +59,7 @@ class ShardProgram:
     memory_limit_mb: int | None = None
     memory_limit_option: str = "py_executor_memory"
     input_names: list[str] | None = None
+    batch_size: int | None = None
     _ready: bool = field(default=False, repr=False, compare=False)
     _instance: Any = field(default=None, repr=False, compare=False)
 
@@ -113,6 +116,11 @@ class ShardProgram:
     def _run_kind(self, kind: str, table: pa.Table) -> pa.Table:
         if kind == "row":
             return self._run_rows(self._each_row, table)
+        if self.batch_size is not None:
+            return pa.concat_tables([self._run_batch(kind, piece) for piece in _pieces(table, self.batch_size)])
+        return self._run_batch(kind, table)
+
+    def _run_batch(self, kind: str, table: pa.Table) -> pa.Table:
         if kind == "rows":
             return self._run_rows(self._whole_shard, table)
         if kind == "arrow":
@@ -182,6 +190,16 @@ class ShardProgram:
 
     def _run_pandas(self, table: pa.Table) -> pa.Table:
         return pandas_to_table(self._fn(to_pandas(table)), self.schema, self.user.label)
+
+
+def _pieces(table: pa.Table, size: int) -> Iterator[pa.Table]:
+    """``table`` in pieces of ``size`` rows (the last may be shorter), each one chunk per column, so that
+    an arrow function gets one RecordBatch of exactly ``size`` rows (a copy only where a piece spans chunks)."""
+    if table.num_rows == 0:
+        yield table
+        return
+    for start in range(0, table.num_rows, size):
+        yield table.slice(start, size).combine_chunks()
 
 
 def _shown(value: Any, limit: int = 200) -> str:

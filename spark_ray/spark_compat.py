@@ -175,6 +175,11 @@ def _type_of(values: list[Any]) -> pa.DataType:
     return pa.array(present).type
 
 
+def arrow_udtf() -> Any:
+    """pyspark's vectorized ``arrow_udtf`` decorator, or None on a pyspark without it (before 4.1)."""
+    return getattr(pyspark.sql.functions, "arrow_udtf", None)
+
+
 def require(available: bool, feature: str, version: str = "4.0", instead: str = "") -> None:
     """Fail with the feature's name and the pyspark it needs, when ``available`` is False.
 

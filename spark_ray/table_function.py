@@ -16,13 +16,13 @@ How it runs, and why:
   parser, checks the options and runs the code string once to see that it
   declares a function, so a mistake fails at analysis rather than in a task.
 * ``eval`` runs in Spark's Python workers, once per input row. It buffers
-  rows into Arrow batches of ``ROW_BATCH_ROWS``, groups them into shards
-  (``runners.Coalescer``, sized by ``shard_sizing`` as every data path does) and
-  pushes each full shard into the same sliding window of Ray tasks as the
-  executor path (``runners.SlidingWindow``, ``max_in_flight`` wide; in place
-  with ``pythonMode=python``): reading rows overlaps the Ray work, and
-  ``terminate`` drains the window at the end of the partition. Memory stays
-  bounded by a few shards per partition.
+  rows into Arrow batches of ``ROW_BATCH_ROWS`` and pushes them into the
+  call's pipeline, the same as every door's (``pipeline.ShardFlow.push``):
+  shards, a window of Ray tasks (or the actor pool of a callable class, opened
+  from the first partition with the driver's pool registry, so a class loads
+  once per actor here too), results in order. Reading rows overlaps the Ray
+  work, and ``terminate`` drains the window at the end of the partition.
+  Memory stays bounded by a few shards per partition.
 * ``runIn=executor`` (the default) gives one function instance per input
   partition, like ``ray_transform``'s executor path. ``runIn=driver`` asks
   Spark for a single partition, so one instance streams the whole table to
@@ -47,20 +47,18 @@ from pyspark.sql.functions import udtf
 from pyspark.sql.types import StructType
 from pyspark.sql.udtf import UserDefinedTableFunction
 
-from .cluster import RaySpec, ensure_driver_ray, ensure_worker_ray, query_ray_spec
+from .call_plan import build_program, check_user_options, plan_runner, ray_cpus, shard_flow, window_size
+from .cluster import RaySpec, ensure_driver_ray, query_ray_spec
 from .code_string import user_function
 from .conf import RayTransformConf, canonical_name, resolve_conf
 from .convert import has_map
+from .doors import SQL, check_door
 from .errors import ConfigError, InternalError, reported_first
 from .jobs import new_job_id
-from .pickling import pickle_with_user_module
-from .runners import BatchRunner, Coalescer, SlidingWindow, runner_for
+from .pipeline import ShardStream
 from .schema import parse_schema, to_arrow_schema
-from .shard_program import ShardProgram
-from .shard_sizing import ShardSizer, observing
 from .spark_compat import HAS_UDTF_ANALYZE, AnalyzeArgument, AnalyzeResult, require, row_type_of
-from .spark_session_kind import checked_table_function
-from .user_code import UserFunction
+from .spark_session_kind import checked_table_function, kind_of
 
 __all__ = ["FUNCTION_NAME", "parse_options", "register"]
 
@@ -108,6 +106,25 @@ def parse_options(text: str | None) -> dict[str, str]:
     return {canonical_name(key): value for key, value in pairs}
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What ``register`` fixes for every query: the session's settings then, and the driver's Ray.
+
+    Attributes:
+        settings: the resolved options at registration (session and Spark conf), the queries' defaults.
+        ray_spec: the Ray the function's tasks join (None: python_mode="python").
+        registry: (name, namespace) of the driver's actor pool registry: a class's pool belongs to the
+            driver, never to the Spark worker that opens it.
+        slots, ray_cpus: Spark's task slots and the Ray cluster's CPUs, for the window's default.
+    """
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    ray_spec: RaySpec | None = None
+    registry: tuple[str, str] | None = None
+    slots: int = 2
+    ray_cpus: float = 2.0
+
+
 @dataclass
 class _Plan(AnalyzeResult):
     """What ``analyze`` decided, handed by Spark to every instance of the function.
@@ -115,7 +132,7 @@ class _Plan(AnalyzeResult):
     Attributes:
         code: the code string.
         input_schema: the TABLE argument's schema (rows arrive as Python values).
-        settings: the options, register-time settings overridden by the query's.
+        settings: the query's own options (the registration's settings are their defaults).
         job_id: one per query, shared by its partitions (Ray workers cache the program by it).
     """
 
@@ -154,15 +171,16 @@ def _analyze(
     if code_text is None:
         raise InternalError("a required argument came back as None")
     query_options = parse_options(_constant_string(options, "the options argument", required=False))
-    settings = {**base, **query_options}
-    conf = resolve_conf(None, settings)
+    check_door(query_options, SQL)
+    conf = resolve_conf(None, query_options, base=base)
     if conf.mode != "data":
         raise ConfigError(f"the ray_transform table function runs dataMode=data only; got {conf.mode!r}")
     schema_text = _constant_string(schema, "the schema argument", required=False) or conf.schema
     if not schema_text:
         raise ConfigError("no output schema: pass it as the third argument, or set the schema option for the session")
     struct = parse_schema(schema_text)
-    user_function(code_text, conf)  # fail now, not in a task
+    user, conf = user_function(code_text, conf)  # fail now, not in a task
+    check_user_options(user, conf)
     if not isinstance(table.dataType, StructType):
         raise InternalError(f"Spark described the TABLE argument as {table.dataType!r}, not a struct")
     return _Plan(
@@ -170,67 +188,9 @@ def _analyze(
         withSinglePartition=conf.run_in == "driver",
         code=code_text,
         input_schema=table.dataType,
-        settings=settings,
+        settings=query_options,
         job_id=new_job_id(),
     )
-
-
-class ShardStream:
-    """Arrow batches pushed in one call at a time; results out in input order, a window of runs in flight.
-
-    A table function is called once per row (or per batch) and yields as it
-    goes, so the pipeline every data path builds with ``coalesce`` and
-    ``in_order`` is driven here by pushes: ``Coalescer`` closes shards,
-    ``SlidingWindow`` keeps ``window`` of them running while more arrive.
-    With a ``sizer`` (``batch_sizing="auto"``), shards are cut to the work as
-    on the executor path (see ``shard_sizing``): without one, a partition
-    smaller than ``batch_bytes`` would be a single shard, sent to Ray only
-    after the last row arrived, so none of the Ray work would overlap Spark's.
-    """
-
-    def __init__(
-        self, runner: BatchRunner, window: int, max_bytes: int, max_rows: int, sizer: ShardSizer | None = None
-    ) -> None:
-        self.coalescer = Coalescer(max_bytes, max_rows, sizer)
-        self.window = SlidingWindow(runner.submit, observing(runner.collect, sizer), window, runner.abandon)
-
-    def push(self, batch: pa.RecordBatch) -> Iterator[pa.Table]:
-        shard = self.coalescer.add(batch)
-        return self.window.push(shard) if shard is not None else iter(())
-
-    def finish(self) -> Iterator[pa.Table]:
-        """The last shard, then every result still owed; abandons the rest if the reader stops early."""
-        try:
-            last = self.coalescer.flush()
-            if last is not None:
-                yield from self.window.push(last)
-            yield from self.window.drain()
-        finally:
-            self.window.abandon_rest()
-
-
-def program_blob(user: UserFunction, output: StructType, conf: RayTransformConf) -> bytes:
-    """The shard program, pickled with the user's own module by value (Spark pickles by reference)."""
-    program = ShardProgram(user, to_arrow_schema(output), env=conf.env_vars())
-    return pickle_with_user_module(program, user.fn)
-
-
-def shard_stream(
-    job_id: str, blob: bytes, conf: RayTransformConf, registered_ray: RaySpec | None, rows_in: bool = False
-) -> ShardStream:
-    """The stream of one partition in a Spark worker: the program on Ray (or in place).
-
-    ``rows_in``: the input arrives as rows (the row protocol), slowly next to
-    the Ray work on it, so shards stop at ``ROW_SHARD_ROWS``: the last shard
-    of a partition, whose Ray work nothing overlaps, stays short.
-    """
-    ray_spec = query_ray_spec(conf, registered_ray) if conf.uses_ray else None
-    if ray_spec is not None:
-        ensure_worker_ray(ray_spec)  # first: Ray reads its auth settings when it is imported
-    runner = runner_for(job_id, blob, ray_spec, conf.ray_task_options())
-    max_rows = min(ROW_SHARD_ROWS, conf.batch_rows) if rows_in else conf.batch_rows
-    sizer = ShardSizer(max_rows, conf.batch_bytes) if conf.batch_sizing == "auto" and ray_spec is not None else None
-    return ShardStream(runner, conf.max_in_flight, conf.batch_bytes, max_rows, sizer)
 
 
 class RowBatcher:
@@ -303,19 +263,39 @@ class PacedRows:
             yield rows.popleft()
 
 
+def query_stream(
+    conf: RayTransformConf, code: str, output: StructType, job_id: str, registration: Registration
+) -> ShardStream:
+    """One partition's pipeline in a Spark worker: the query's program, runner and window, as every door
+    makes them (``call_plan``), pushed into a row at a time (shards stop at ``ROW_SHARD_ROWS``)."""
+    from .cluster import ensure_worker_ray
+
+    user, conf = user_function(code, conf)
+    ray_spec = query_ray_spec(conf, registration.ray_spec) if conf.uses_ray else None
+    if ray_spec is not None:
+        ensure_worker_ray(ray_spec)  # first: Ray reads its auth settings when it is imported
+    if user.is_class and ray_spec is not None and registration.registry is None:
+        raise ConfigError(
+            f"{user.label} is a callable class, which runs in an actor pool the driver owns; this function was "
+            "registered without Ray (python_mode='python'): register it again with Ray"
+        )
+    blob = build_program(user, output, conf)
+    runner = plan_runner(user, blob, conf, ray_spec, job_id, registry=registration.registry)
+    window = window_size(conf, registration.slots, registration.ray_cpus, runner.pool)
+    flow = shard_flow(conf, window, ray=ray_spec is not None)
+    return flow.push(runner.runner(), max_rows=ROW_SHARD_ROWS)
+
+
 class _Shards:
-    """One partition of the generic function: rows in, rows out, through a ShardStream.
+    """One partition of the generic function: rows in, rows out, through the query's ShardStream.
 
     ``pending`` is the batcher's row list itself, so that the handler's
     ``eval``, called once per row, appends to it without a call of its own.
     """
 
-    def __init__(self, plan: _Plan, registered_ray: RaySpec | None) -> None:
-        conf = resolve_conf(None, plan.settings)
-        user, conf = user_function(plan.code, conf)
-        self.stream = shard_stream(
-            plan.job_id, program_blob(user, plan.schema, conf), conf, registered_ray, rows_in=True
-        )
+    def __init__(self, plan: _Plan, registration: Registration) -> None:
+        conf = resolve_conf(None, plan.settings, base=registration.settings)
+        self.stream = query_stream(conf, plan.code, plan.schema, plan.job_id, registration)
         self.batcher = RowBatcher(to_arrow_schema(plan.input_schema), min(ROW_BATCH_ROWS, conf.batch_rows))
         self.rows_per_batch = self.batcher.rows_per_batch
 
@@ -333,12 +313,13 @@ class _Shards:
         yield from RowBatcher.rows_of(self.stream.finish())
 
 
-def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> type:
-    """The UDTF handler class, with the register-time settings and Ray baked in by closure.
+def _table_function_class(registration: Registration) -> type:
+    """The UDTF handler class, with the registration baked in by closure.
 
     A closure rather than class attributes: ``analyze`` is a static method that
     Spark calls in another process, and cloudpickle carries closures along.
     """
+    base = registration.settings
 
     class RayTransformTableFunction:
         def __init__(self, analyze_result: _Plan) -> None:
@@ -374,7 +355,7 @@ def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> typ
         def _flush(self) -> None:
             with reported_first():
                 if self.shards is None:
-                    self.shards = _Shards(self.plan, ray_spec)
+                    self.shards = _Shards(self.plan, registration)
                     self.shards.pending.extend(self.pending)
                     self.pending, self.rows_per_batch = self.shards.pending, self.shards.rows_per_batch
                     if len(self.pending) < self.rows_per_batch:
@@ -388,7 +369,7 @@ def _table_function_class(base: dict[str, Any], ray_spec: RaySpec | None) -> typ
                 if self.shards is None:
                     if not self.pending:
                         return
-                    self.shards = _Shards(self.plan, ray_spec)
+                    self.shards = _Shards(self.plan, registration)
                     self.shards.pending.extend(self.pending)
                 yield from self.shards.finish()
 
@@ -422,9 +403,21 @@ def register(spark: SparkSession, name: str = FUNCTION_NAME) -> UserDefinedTable
         "the ray_transform SQL table function (its schema is a query argument, read by a table function's analyze)",
         instead="On this pyspark, register_function(spark, name, code, schema) registers a function with a fixed schema.",
     )
-    conf = resolve_conf(spark, {})
+    conf = resolve_conf(spark, {}, door=SQL)
     ray_spec = ensure_driver_ray(conf) if conf.uses_ray else None
-    handler = _table_function_class(dict(vars(conf)), ray_spec)
+    registry = None
+    if ray_spec is not None:
+        from .actor_pool import driver_registry
+
+        registry = driver_registry()
+    registration = Registration(
+        settings=conf.settings(),
+        ray_spec=ray_spec,
+        registry=registry,
+        slots=kind_of(spark).default_parallelism(),
+        ray_cpus=ray_cpus() if ray_spec is not None else 1.0,
+    )
+    handler = _table_function_class(registration)
     # The row protocol: Spark's Arrow protocol for Python UDTFs was 6x slower for this shape of work
     # (identity over 1M rows, 52 s against 8.8 s here; BENCHMARKS.md).
     function = checked_table_function(udtf(handler, useArrow=False), "pyspark's udtf()")

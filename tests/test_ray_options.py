@@ -148,7 +148,8 @@ def test_option_texts_from_spark_conf_and_scripts(spark):
     assert conf.concurrency == (1, 4) and conf.retry_exceptions is True
     assert conf.ray_remote_args == {"max_calls": 5} and conf.py_executor_memory == 2048
     assert conf.fn_constructor_args == ("a", 1)
-    assert resolve_conf(None, {"max_in_flight": "3"}).concurrency == 3  # the old name
+    with pytest.warns(DeprecationWarning, match="max_in_flight is now called tasks_per_partition"):
+        assert resolve_conf(None, {"max_in_flight": "3"}).tasks_per_partition == 3  # the old name, its meaning kept
     assert resolve_conf(None, {"concurrency": "(2, 3)"}).concurrency == (2, 3)
     with pytest.raises(ConfigError, match=r"concurrency=\(min, max\) needs 1 <= min <= max"):
         resolve_conf(None, {"concurrency": (3, 1)})

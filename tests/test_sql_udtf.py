@@ -191,9 +191,9 @@ def test_rows_waiting_for_their_batch_are_left_alone_by_the_garbage_collector():
 
     from pyspark.sql import Row
 
-    from spark_ray.table_function import _Plan, _table_function_class
+    from spark_ray.table_function import Registration, _Plan, _table_function_class
 
-    handler = _table_function_class({}, None)(_Plan(schema=parse_schema("id long, content string")))
+    handler = _table_function_class(Registration())(_Plan(schema=parse_schema("id long, content string")))
     handler.rows_per_batch = 100  # more than this test gives it: eval only gathers
     rows = [Row(id=i, content=str(i)) for i in range(5)]
     for row in rows:

@@ -108,7 +108,7 @@ def test_order_is_kept_within_partitions(spark, run_in, python_mode):
     df = spark.range(0, 20_000, numPartitions=2)
     out = ray_transform(
         df, lambda rows: ({"id": r["id"]} for r in rows), "id long",
-        kind="rows", run_in=run_in, python_mode=python_mode, batch_rows=700, max_in_flight=3,
+        kind="rows", run_in=run_in, python_mode=python_mode, batch_rows=700, tasks_per_partition=3,
     )  # fmt: skip
     assert [r.id for r in out.collect()] == list(range(20_000))
     assert out.rdd.getNumPartitions() == 2  # both paths keep the input's partitions

@@ -219,7 +219,8 @@ def push_function(
         from pyspark import TaskContext
 
         from .cluster import ensure_worker_ray
-        from .runners import coalesce, task_result
+        from .ray_results import task_result
+        from .runners import coalesce
 
         ensure_worker_ray(ray_spec)  # before `import ray`: Ray reads its auth token when imported
         import ray

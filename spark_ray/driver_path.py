@@ -26,8 +26,9 @@ from .checkpoint import checkpoint_surviving_an_executor
 from .conf import RayTransformConf
 from .data_server import ServerAddress, server_host
 from .jobs import JobGroup
+from .ray_results import task_result, wait_for
 from .relay_server import ChunkKey, RelayServer
-from .runners import BatchRunner, RayRunner, task_result, wait_for
+from .runners import BatchRunner, RayRunner
 from .shard_server import ShardHandle
 from .spark_session_kind import kind_of
 

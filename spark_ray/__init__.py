@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .actor_pool import close_pools
     from .api import ray_transform
+    from .cluster import shutdown
     from .conf import RayTransformConf, clear_session_conf, get_session_conf, set_session_conf
     from .datasets import from_ray_dataset, to_ray_dataset
     from .errors import (
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
         UserCodeError,
         spark_ray_error_in,
     )
-    from .ray_on_spark import shutdown
     from .registered_function import RegisteredFunction, register_function, registered_functions
     from .table_function import register
 
@@ -44,7 +44,7 @@ _PUBLIC = {
     "register_function": "registered_function",
     "registered_functions": "registered_function",
     "RegisteredFunction": "registered_function",
-    "shutdown": "ray_on_spark",  # the embedded Ray, the connection, and a Ray-on-Spark cluster
+    "shutdown": "cluster",  # the connection, the embedded Ray, and a Ray-on-Spark cluster
     "RayTransformConf": "conf",
     "clear_session_conf": "conf",
     "get_session_conf": "conf",

@@ -24,16 +24,16 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from .cluster import (
+from .conf import RayTransformConf
+from .context import UNSET, PythonContext
+from .errors import ConfigError, UserCodeError
+from .ray_addresses import (
     CLIENT_SCHEME,
     RAY_CLIENT_DEFAULT_PORT,
     is_client_address,
     ray_client_answers,
     split_host_port,
 )
-from .conf import RayTransformConf
-from .context import UNSET, PythonContext
-from .errors import ConfigError, UserCodeError
 from .user_code import UserFunction, register_source, user_traceback
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ def resolve_code_address(address: str, probe: Callable[[str, int], bool | None] 
     pyjava handed that address to Ray Client (``ray.util.connect``) on every Ray since 1.0, so Byzer
     scripts name Ray Client servers there, as a bare ``host:port`` (Byzer's docs: ``<head>:10001``),
     while ``ray_address`` in spark-ray takes a cluster's GCS address unless it says ``ray://``. So a
-    bare ``host:port`` is asked (``probe``, see ``cluster.ray_client_answers``):
+    bare ``host:port`` is asked (``probe``, see ``ray_addresses.ray_client_answers``):
 
     - a Ray Client server answers there: ``ray://host:port``;
     - something else answers (a cluster's GCS port, e.g. 6379): ``host:port``, as written;

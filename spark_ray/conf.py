@@ -402,8 +402,7 @@ def resolve_conf(
 ) -> RayTransformConf:
     """Merge the four layers into one RayTransformConf (call > session > Spark conf > default).
 
-    ``base`` replaces the session and Spark conf layers with settings resolved earlier (what a SQL
-    function fixed when it was registered: ``RayTransformConf.settings``).
+    ``base`` lies under every layer: settings resolved earlier (a SQL function's, at registration).
     ``call_options`` are the options given at the door; with ``door``, each must be one that door
     honours (``doors.HONOURED_AT``). A door that learns its kind only from the resolved options
     (``ray_transform``: mode and run_in) checks afterwards, with ``RayTransformConf.check_door``.
@@ -428,13 +427,9 @@ def resolve_conf(
 
 
 def door_options(knobs: Mapping[str, Any], extra: Mapping[str, Any], ray_args: bool = True) -> dict[str, Any]:
-    """What a door was given: its keyword-only knobs that are set, and its ``**`` catch-all.
-
-    A catch-all key that names an option (or a Byzer alias: ``runIn``) is that option; an option of
-    Ray's tasks or actors (``max_concurrency``, ``label_selector``...) is one of its Ray remote args.
-    Anything else is an unknown option (``resolve_conf`` says so, with a did-you-mean). A door that
-    starts no Ray work (``ray_args=False``) takes option names only.
-    """
+    """What a door was given: its keyword-only knobs that are set, and its ``**`` catch-all, where an option's
+    name (or Byzer alias) is that option, an option of Ray's tasks or actors (``max_concurrency``) one of its
+    Ray remote args (unless ``ray_args=False``: a door with no Ray work), and anything else an unknown option."""
     from .ray_options import is_ray_option
 
     options = {name: value for name, value in knobs.items() if value is not None}

@@ -15,16 +15,11 @@ the keeper on their own node, and the keeper puts them: its blocks live as
 long as the driver's Ray connection and the Dataset holding them, whatever
 Spark does. Once the driver holds the blocks' refs, the keeper drops its own,
 so a block is freed when the last Dataset using it is.
-
-Model mode's ``to_dataset()`` uses the same keepers (``dataset_from_shards``):
-a keeper reads each shard from its data server in a Ray task it submits
-itself, so it owns the result without the data passing through it.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,7 +35,6 @@ if TYPE_CHECKING:
     from pyspark.sql.types import StructType
 
     from .cluster import RaySpec
-    from .shard_server import ShardHandle
 
 # Blocks in flight from one Spark task to its keeper.
 PUT_WINDOW = 2
@@ -62,12 +56,6 @@ class BlockKeeper:
         with self.lock:
             self.blocks[dataset_id][key] = ref
         return table.num_rows
-
-    def load(self, dataset_id: str, key: Any, shard: ShardHandle) -> None:
-        """Read a served shard into a block owned here, in a task this actor submits."""
-        ref = _remote_fetch().remote(shard)
-        with self.lock:
-            self.blocks[dataset_id][key] = ref
 
     def take(self, dataset_id: str, keys: list[Any]) -> list[Any]:
         """The refs of ``keys``, in that order; the caller borrows them."""
@@ -110,16 +98,6 @@ class BlockKeeper:
 
 
 _REMOTES: dict[str, Any] = {}
-
-
-def _remote_fetch() -> Any:
-    if "fetch" not in _REMOTES:
-        import ray
-
-        from .shard_server import fetch_table
-
-        _REMOTES["fetch"] = ray.remote(fetch_table).options(num_cpus=0.25)
-    return _REMOTES["fetch"]
 
 
 def _remote_keeper() -> Any:
@@ -190,23 +168,6 @@ def _keeper_maker(options: dict[str, Any]) -> Callable[[], Any]:
     return lambda: _remote_keeper().options(**options).remote()
 
 
-# A model program's keepers, when it runs in a Spark worker (set by model_mode around the program).
-_CURRENT: list[Keepers] = []
-
-
-@contextlib.contextmanager
-def keepers_in_use(keepers: Keepers | None) -> Iterator[None]:
-    """Make ``dataset_from_shards`` use ``keepers`` inside the block (model mode in a Spark task)."""
-    if keepers is None:
-        yield
-        return
-    _CURRENT.append(keepers)
-    try:
-        yield
-    finally:
-        _CURRENT.pop()
-
-
 # --------------------------------------------------------------------------- Spark -> Ray
 
 
@@ -219,7 +180,8 @@ def push_function(
         from pyspark import TaskContext
 
         from .cluster import ensure_worker_ray
-        from .runners import coalesce, task_result
+        from .ray_results import task_result
+        from .runners import coalesce
 
         ensure_worker_ray(ray_spec)  # before `import ray`: Ray reads its auth token when imported
         import ray
@@ -308,10 +270,8 @@ def to_ray_dataset(
     from .jobs import new_job_id, spark_job_group
     from .schema import to_arrow_schema
 
-    knobs = {
-        "batch_bytes": batch_bytes, "batch_rows": batch_rows, "ray_address": ray_address,
-        "runtime_env": runtime_env, "job_group": job_group, "job_description": job_description,
-    }  # fmt: skip
+    knobs = dict(batch_bytes=batch_bytes, batch_rows=batch_rows, ray_address=ray_address, runtime_env=runtime_env)
+    knobs |= dict(job_group=job_group, job_description=job_description)
     conf = resolve_conf(df.sparkSession, door_options(knobs, options, ray_args=False), door=TO_DATASET)
     if not conf.uses_ray:
         raise ConfigError("to_ray_dataset needs Ray; python_mode='python' has none")
@@ -347,34 +307,6 @@ def _take_in_order(keepers: Keepers, dataset_id: str, placed: list[Any]) -> list
         for position, ref in zip(positions, taken):
             refs[position] = ref
     return refs
-
-
-def dataset_from_shards(shards: list[ShardHandle], schema: pa.Schema | None = None) -> Any:
-    """Served shards (model mode's ``data_servers()``) as a ``ray.data.Dataset``, one block per shard.
-
-    A keeper reads each shard in a Ray task it submits, so the blocks belong to
-    the keeper and outlive the model program's process. In a Spark task,
-    model mode sets the driver's keepers (``keepers_in_use``); on the driver
-    they are started if needed. No shards give an empty Dataset of ``schema``.
-
-    Raises:
-        ConfigError: no shards and no schema to make an empty Dataset with.
-    """
-    import ray
-
-    if not shards:
-        if schema is None:
-            raise ConfigError("the table has no shards, and no schema to make an empty Dataset with")
-        return ray.data.from_arrow(schema.empty_table())
-    keepers = _CURRENT[-1] if _CURRENT else ensure_keepers()
-    keeper = keepers.handle()
-    dataset_id = f"shards-{id(shards):x}-{len(shards)}"
-    try:
-        ray.get([keeper.load.remote(dataset_id, index, shard) for index, shard in enumerate(shards)])
-        refs = ray.get(keeper.take.remote(dataset_id, list(range(len(shards)))))
-    finally:
-        keeper.drop.remote(dataset_id)
-    return ray.data.from_arrow_refs(refs)
 
 
 # --------------------------------------------------------------------------- Ray -> Spark
@@ -479,10 +411,7 @@ def from_ray_dataset(
     from .schema_arrow import from_arrow_schema
     from .spark_session_kind import kind_of
 
-    knobs = {
-        "ray_address": ray_address, "runtime_env": runtime_env, "job_group": job_group,
-        "job_description": job_description,
-    }  # fmt: skip
+    knobs = dict(ray_address=ray_address, runtime_env=runtime_env, job_group=job_group, job_description=job_description)
     conf = resolve_conf(spark, door_options(knobs, options, ray_args=False), door=FROM_DATASET)
     if not conf.uses_ray:
         raise ConfigError("from_ray_dataset needs Ray; python_mode='python' has none")

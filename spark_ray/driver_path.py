@@ -27,8 +27,9 @@ from .conf import RayTransformConf
 from .data_server import ServerAddress, server_host
 from .jobs import JobGroup
 from .pipeline import RunnerPlan, ShardFlow
+from .ray_results import task_result, wait_for
 from .relay_server import ChunkKey, RelayServer
-from .runners import BatchRunner, task_result, wait_for
+from .runners import BatchRunner
 from .shard_server import ShardHandle
 from .spark_session_kind import kind_of
 

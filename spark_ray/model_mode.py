@@ -33,7 +33,6 @@ from .conf import RayTransformConf
 from .context import PythonContext
 from .convert import spark_safe_input
 from .data_server import server_host
-from .datasets import keepers_in_use
 from .environment import job_environment
 from .errors import ResultSchemaError, UserCodeError, lead_worker_report, spark_ray_error_in
 from .jobs import new_job_id, spark_job_group
@@ -75,11 +74,6 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
         if conf.run_in == "driver":
             batches = (b for table in stream_table(df, conf.batch_bytes, conf.batch_rows) for b in table.to_batches())
             return tables_to_dataframe(spark, enumerate(program.run(batches, input_schema)), struct, conf)
-        if ray_spec is not None:
-            from .datasets import ensure_keepers
-
-            # to_dataset() in a Spark task puts its blocks with the driver's keepers, never the task's own.
-            program.keepers = ensure_keepers()
         blob = pickle_with_user_module(program, code)
         run_model_partition = model_partition_function(blob, input_schema, ray_spec)
         # Eager: the program runs once, now, in a single Spark task, not again on every action.
@@ -108,7 +102,6 @@ class ModelProgram:
     max_bytes: int = 32 << 20
     max_rows: int = 1_000_000
     spill_parent: str | None = None
-    keepers: Any = None  # datasets.Keepers of the driver, when the program runs in a Spark task
 
     def run(self, batches: Iterable[pa.RecordBatch], input_schema: pa.Schema) -> list[pa.Table]:
         """Serve the batches as shards, run the code once, and return its output tables."""
@@ -124,7 +117,7 @@ class ModelProgram:
                 context = PythonContext(
                     self.conf_strings, shards=handles, schema=self.schema, input_schema=input_schema
                 )
-                with job_environment(self.env), keepers_in_use(self.keepers):
+                with job_environment(self.env):
                     self._run_code(context)
         if not context.outputs:
             raise UserCodeError(

@@ -1,4 +1,11 @@
-"""Ray's token authentication, checked before connecting to a cluster by address.
+"""Ray's token authentication: every place spark-ray reads, sets, passes on or hides the token.
+
+Ray reads its auth settings from the environment when it is imported (and
+caches the token), so the settings are set before ``import ray`` where that
+can be done, and read again (``reload_auth_settings``) where Ray was imported
+first. The driver's settings travel to the executors inside the ``RaySpec``
+(``auth_env``); a Ray that spark-ray starts itself (the embedded one, Ray on
+Spark) is started with a token.
 
 Clusters started with `ray start` on Ray 2.5x+ demand a token by default, yet
 a process that connects by an explicit address sends one only when
@@ -18,12 +25,102 @@ The token itself is never put in a message.
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterable
 
 from .errors import RayConnectionError
 
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
 TOKEN_ENV = "RAY_AUTH_TOKEN"
+# Ray 2.5x+ clusters started by `ray start` or by ray.init(address="local") may demand a token;
+# executors must carry the driver's.
+AUTH_ENV_KEYS = (AUTH_MODE_ENV, TOKEN_ENV)
 PROBE_TIMEOUT_S = 5.0
+
+AuthEnv = tuple[tuple[str, str], ...]
+
+
+def auth_env() -> AuthEnv:
+    """This process's auth settings, as they travel to the executors (the token file's token included)."""
+    found = {key: os.environ[key] for key in AUTH_ENV_KEYS if os.environ.get(key)}
+    if found.get(AUTH_MODE_ENV) == "token" and TOKEN_ENV not in found:
+        token_path = os.path.expanduser("~/.ray/auth_token")
+        if os.path.exists(token_path):
+            with open(token_path, encoding="utf-8") as token_file:
+                found[TOKEN_ENV] = token_file.read().strip()
+    return tuple(sorted(found.items()))
+
+
+def apply_auth_env(settings: AuthEnv) -> bool:
+    """Put the driver's auth ``settings`` in this process's environment; whether any of them changed."""
+    changed = [key for key, value in settings if os.environ.get(key) != value]
+    for key, value in settings:
+        os.environ[key] = value
+    return bool(changed)
+
+
+def reload_auth_settings() -> None:
+    """Make an already imported Ray read the auth settings again.
+
+    User code (a code string's top-level ``import ray``, or an earlier job in
+    the same reused Spark worker) may import Ray before we set the driver's
+    token; Ray would then join with no token and be refused. Ray keeps no
+    public call for this, so the private one is used, and skipped if absent.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def token_mode_unless_set() -> None:
+    """Token auth for a new local Ray whose mode is unset.
+
+    Ray turns it on itself in that case, with a warning on every start;
+    saying so ourselves keeps the same protection without the warning
+    (``RAY_AUTH_MODE=disabled`` still wins). Call with Ray imported.
+    """
+    if AUTH_MODE_ENV not in os.environ:
+        os.environ[AUTH_MODE_ENV] = "token"
+        reload_auth_settings()  # Ray read its settings when imported
+
+
+def auth_for_a_new_cluster() -> dict[str, str]:
+    """Token auth for a Ray cluster spark-ray starts (Ray on Spark): the settings its node processes get.
+
+    An explicit ``RAY_AUTH_MODE`` is respected; in token mode the token this
+    process has is used, else a new one. This process's own settings become
+    the same, so that it joins the cluster it starts.
+    """
+    changed = False
+    if os.environ.get(AUTH_MODE_ENV) is None:
+        os.environ[AUTH_MODE_ENV] = "token"
+        changed = True
+    env = {AUTH_MODE_ENV: os.environ[AUTH_MODE_ENV]}
+    if env[AUTH_MODE_ENV].lower() == "token":
+        token = available_token() or _new_token()
+        changed = changed or os.environ.get(TOKEN_ENV) != token
+        os.environ[TOKEN_ENV] = env[TOKEN_ENV] = token
+    if changed and "ray" in sys.modules:
+        reload_auth_settings()
+    return env
+
+
+def _new_token() -> str:
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+def redact(text: str, also: Iterable[tuple[str, str]] = ()) -> str:
+    """``text`` with any auth token this process knows (or ``also`` holds) replaced by ``<token>``:
+    errors and logs may be shared, the token may not."""
+    tokens = {value for key, value in (*auth_env(), *also) if key == TOKEN_ENV and value}
+    for token in tokens:
+        text = text.replace(token, "<token>")
+    return text
 
 
 def available_token() -> str | None:

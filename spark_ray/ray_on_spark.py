@@ -2,45 +2,37 @@
 
 Ray's own ``ray.util.spark.setup_ray_cluster`` does the work: a Ray head node
 on the driver and Ray worker nodes as long-running Spark tasks, each holding a
-task slot for the cluster's life. This module decides its size from the Spark
-resources (overridable by the ``ray_on_spark`` option, whose keys are
-``setup_ray_cluster``'s own parameters), gives Ray's processes what they need
-here (``ray`` on PATH, the auth token), starts it once per driver process and
-SparkSession, and stops it on ``spark_ray.shutdown()``, when the SparkSession
-stops, and at the driver's exit.
+task slot for the cluster's life. This module gives Ray's processes what they
+need here (``ray`` on PATH, the auth token), starts the cluster once per
+driver process and SparkSession, and stops it on ``spark_ray.shutdown()``,
+when the SparkSession stops, and at the driver's exit. How big it is comes
+from ``ray_on_spark_sizing``.
 
-**The sizing rule.** Ray gets about half of the application's task slots and
-Spark keeps the rest, because ``ray_transform``'s own Spark tasks (the
-executor path's ``mapInArrow``, the driver path's relay, model mode's table
-stream) need free slots while the Ray worker nodes hold theirs. On a cluster
-(standalone, YARN, ``local-cluster``): worker nodes of half an executor's
-cores (at least 1) and all its GPUs, as many as fit in half of all cores
-(``local-cluster[1,2,2048]`` and ``local-cluster[2,1,1024]``: one node of 1
-CPU; 10 executors of 8 cores: 10 nodes of 4 CPUs). In local mode Ray cannot
-size nodes (no stage-level scheduling): each node gets ``spark.task.cpus``
-CPUs, and there are half as many nodes as slots (``local[2]``: one node of 1
-CPU). An application with a single task slot is refused: no Spark task of
-``ray_transform`` could ever run next to the Ray worker node.
+The driver's connection to the cluster is ``cluster``'s, which imports this
+module; nothing here imports ``cluster``. Whoever joins the cluster says so
+with ``before_stop``, and is told just before the cluster stops, whichever
+way it stops: a connection left open to a head that is gone would wait on it.
 
 Nothing here imports pyspark or Ray at import time: ``spark_ray.shutdown``
-lives here and must stay cheap.
+reaches it and must stay cheap.
 """
 
 from __future__ import annotations
 
 import atexit
-import inspect
 import logging
 import os
-import re
 import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, RayConnectionError, did_you_mean
+from .errors import ConfigError, RayConnectionError
+from .ray_auth import auth_for_a_new_cluster
+from .ray_on_spark_sizing import setup_args
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -58,33 +50,10 @@ _HOOK_CLASS = f"{__name__}.StartHook"
 _HEAD_EXIT_TIMEOUT_S = 30.0
 _WATCH_INTERVAL_S = 1.0
 
-_LOCAL_MASTER = re.compile(r"local(?:\[\s*(\*|\d+)\s*(?:,\s*\d+\s*)?\])?")
-_LOCAL_CLUSTER_MASTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
-
 
 def is_spark_address(address: str | None) -> bool:
     """Whether ``address`` asks for Ray on Spark."""
     return address == SPARK_ADDRESS
-
-
-@dataclass(frozen=True)
-class SparkShape:
-    """What sizes a Ray-on-Spark cluster: the Spark application's executors and slots."""
-
-    master: str
-    local: bool
-    executors: int
-    cores_per_executor: int
-    task_cpus: int = 1
-    gpus_per_executor: int = 0
-
-    @property
-    def cores(self) -> int:
-        return self.executors * self.cores_per_executor
-
-    @property
-    def slots(self) -> int:
-        return self.executors * (self.cores_per_executor // self.task_cpus)
 
 
 @dataclass
@@ -114,6 +83,7 @@ class _State:
     user_hook: str | None = None  # a RAY_ON_SPARK_START_HOOK set before ours, wrapped by ours
     exit_hook = False
     warned_options = False
+    before_stop: list[Callable[[str], None]] = []  # told the address of a cluster about to stop
 
 
 def current() -> RayOnSpark | None:
@@ -122,124 +92,11 @@ def current() -> RayOnSpark | None:
         return _State.cluster
 
 
-# --- sizing ---------------------------------------------------------------
-
-
-def spark_shape(sc: SparkContext) -> SparkShape:
-    """The executors and slots of ``sc``'s application: parsed from a local or local-cluster
-    master, else from ``spark.executor.cores`` / ``spark.executor.instances``, else from the
-    executors registered once one Spark job has run."""
-    conf = sc.getConf()
-    master = str(sc.master)
-    task_cpus = int(conf.get("spark.task.cpus", "1"))
-    gpus = int(float(conf.get("spark.executor.resource.gpu.amount", "0")))
-    local = _LOCAL_MASTER.fullmatch(master)
-    if local:
-        cores = (os.cpu_count() or 1) if local.group(1) == "*" else int(local.group(1) or 1)
-        return SparkShape(master, True, 1, cores, task_cpus, 0)
-    cluster = _LOCAL_CLUSTER_MASTER.fullmatch(master)
-    if cluster:
-        return SparkShape(master, False, int(cluster.group(1)), int(cluster.group(2)), task_cpus, gpus)
-    cores_conf = conf.get("spark.executor.cores", None)
-    instances = conf.get("spark.executor.instances", None)
-    dynamic = conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true"
-    if cores_conf is not None and instances is not None and not dynamic:
-        return SparkShape(master, False, int(instances), int(cores_conf), task_cpus, gpus)
-    sc.parallelize([0], 1).count()  # waits for an executor
-    jsc = sc._jsc.sc()  # type: ignore[attr-defined]
-    registered = max(1, jsc.getExecutorMemoryStatus().size() - 1)  # minus the driver
-    slots = jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile())
-    cores = int(cores_conf) if cores_conf is not None else max(1, slots * task_cpus // registered)
-    executors = int(instances) if instances is not None and not dynamic else registered
-    return SparkShape(master, False, executors, cores, task_cpus, gpus)
-
-
-def default_setup_args(shape: SparkShape) -> dict[str, Any]:
-    """``setup_ray_cluster`` arguments that leave Spark half of the application (module docstring).
-
-    Raises:
-        ConfigError: the application has one task slot, which a Ray worker node would take.
-    """
-    if shape.local:
-        nodes = shape.slots // 2
-        if nodes < 1:
-            raise _too_small(shape)
-        return {"max_worker_nodes": nodes}
-    cpus = max(1, shape.cores_per_executor // 2)
-    if shape.cores_per_executor - cpus < shape.task_cpus:
-        # No Spark task would fit beside a node: give Ray whole executors, half of them.
-        cpus = shape.cores_per_executor
-        nodes = shape.executors // 2
-    else:
-        nodes = (shape.cores // 2) // cpus
-    if nodes < 1:
-        raise _too_small(shape)
-    return {"max_worker_nodes": nodes, "num_cpus_worker_node": cpus, "num_gpus_worker_node": shape.gpus_per_executor}
-
-
-def _too_small(shape: SparkShape) -> ConfigError:
-    return ConfigError(
-        f"ray_address='spark' needs a Spark application with at least 2 task slots, and {shape.master} "
-        f"has {shape.slots}: each Ray worker node holds a Spark task slot for the cluster's life, and "
-        "ray_transform's own Spark tasks need another. Give Spark more cores (local[2], more executors), "
-        "or use a Ray cluster by address."
-    )
-
-
-def setup_args(sc: SparkContext, conf: RayTransformConf) -> dict[str, Any]:
-    """The ``setup_ray_cluster`` arguments for ``conf``: the sizing rule's, a head node without a
-    dashboard unless ``dashboard=True``, then the ``ray_on_spark`` option over them.
-
-    Raises:
-        ConfigError: ``ray_on_spark`` names a parameter ``setup_ray_cluster`` does not have.
-    """
-    if conf.ray_on_spark is not None and not isinstance(conf.ray_on_spark, dict):
-        raise ConfigError(
-            f"option ray_on_spark expects a dict of setup_ray_cluster arguments, got {type(conf.ray_on_spark).__name__}"
-        )
-    asked = dict(conf.ray_on_spark or {})
-    _check_option_names(asked)
-    shape = spark_shape(sc)
-    args = default_setup_args(shape)
-    if shape.local and ("num_cpus_worker_node" in asked or "num_gpus_worker_node" in asked):
-        raise ConfigError(
-            f"ray_on_spark: num_cpus_worker_node and num_gpus_worker_node cannot be set on a local master "
-            f"({shape.master}): Ray sizes local-mode worker nodes by spark.task.cpus (no stage-level "
-            "scheduling); set max_worker_nodes only, or use a local-cluster[...] or cluster master"
-        )
-    args["head_node_options"] = {"include_dashboard": conf.dashboard, **(asked.pop("head_node_options", None) or {})}
-    args.update(asked)
-    if not shape.local:
-        _warn_if_no_room(shape, args)
-    return args
-
-
-def _check_option_names(asked: dict[str, Any]) -> None:
-    from ray.util.spark import setup_ray_cluster
-
-    known = sorted(
-        name for name, p in inspect.signature(setup_ray_cluster).parameters.items() if p.kind is p.KEYWORD_ONLY
-    )
-    for name in asked:
-        if name not in known:
-            raise ConfigError(
-                f"ray_on_spark: {name!r} is not a parameter of ray.util.spark.setup_ray_cluster."
-                f"{did_you_mean(name, known)} Known: {', '.join(known)}"
-            )
-
-
-def _warn_if_no_room(shape: SparkShape, args: dict[str, Any]) -> None:
-    nodes = args.get("max_worker_nodes")
-    cpus = args.get("num_cpus_worker_node") or shape.cores_per_executor
-    if isinstance(nodes, int) and (nodes < 0 or nodes * cpus > shape.cores - shape.task_cpus):
-        log.warning(
-            "ray_on_spark asks for %s Ray worker nodes of %s CPUs on %s cores (%s): ray_transform's Spark "
-            "tasks need a free task slot beside them, and will wait for one",
-            "all possible" if nodes < 0 else nodes,
-            cpus,
-            shape.cores,
-            shape.master,
-        )
+def before_stop(hook: Callable[[str], None]) -> None:
+    """Have ``hook(address)`` run just before this driver's cluster at ``address`` stops (once per hook)."""
+    with _State.lock:
+        if hook not in _State.before_stop:
+            _State.before_stop.append(hook)
 
 
 # --- the environment of Ray's processes ---------------------------------------
@@ -250,11 +107,8 @@ def _node_environment(sc: SparkContext) -> dict[str, str]:
 
     Ray on Spark runs ``sys.executable $(which ray) start`` for every node, so ``ray`` must be on
     PATH, also in the executors, whose environment was fixed when Spark started them. Ray clusters
-    here require a token (``RAY_AUTH_MODE=token``); an explicit ``RAY_AUTH_MODE`` is respected.
+    here require a token (``ray_auth.auth_for_a_new_cluster``).
     """
-    from . import cluster
-    from .ray_auth import available_token
-
     bin_dir = os.path.dirname(sys.executable)
     path = os.environ.get("PATH", "")
     if shutil.which("ray") is None:
@@ -263,24 +117,8 @@ def _node_environment(sc: SparkContext) -> dict[str, str]:
     executor_python = sc.getConf().get("spark.pyspark.python", None) or os.environ.get("PYSPARK_PYTHON")
     front = [os.path.dirname(p) for p in (executor_python, sys.executable) if p and os.path.isabs(p)]
     env = {"PATH": os.pathsep.join(dict.fromkeys([*front, *path.split(os.pathsep)]))}
-    changed = False
-    if os.environ.get("RAY_AUTH_MODE") is None:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        changed = True
-    env["RAY_AUTH_MODE"] = os.environ["RAY_AUTH_MODE"]
-    if env["RAY_AUTH_MODE"].lower() == "token":
-        token = available_token() or _new_token()
-        changed = changed or os.environ.get("RAY_AUTH_TOKEN") != token
-        os.environ["RAY_AUTH_TOKEN"] = env["RAY_AUTH_TOKEN"] = token
-    if changed and "ray" in sys.modules:
-        cluster._reload_auth_settings()
+    env.update(auth_for_a_new_cluster())
     return env
-
-
-def _new_token() -> str:
-    import secrets
-
-    return secrets.token_hex(32)
 
 
 class StartHook:
@@ -415,18 +253,18 @@ def _start(sc: SparkContext, conf: RayTransformConf) -> RayOnSpark:
 
 
 def _register_exit_hook() -> None:
-    """Run ``shutdown`` at the driver's exit, before Python waits for its non-daemon threads: Ray on
+    """Run ``stop_cluster`` at the driver's exit, before Python waits for its non-daemon threads: Ray on
     Spark reads the head node's output in one, which ends only when the head does, and the head ends
     only when this process does, so a driver that exits without ``spark_ray.shutdown()`` would hang
     (seen here). ``threading._register_atexit`` runs exactly then; plain ``atexit`` would run too late."""
     register = getattr(threading, "_register_atexit", None)
     if register is not None:
         try:
-            register(shutdown)
+            register(stop_cluster)
             return
         except RuntimeError:  # the interpreter is already shutting down
             pass
-    atexit.register(shutdown)
+    atexit.register(stop_cluster)
 
 
 def _show(args: dict[str, Any]) -> str:
@@ -463,10 +301,7 @@ def _stop_before(sc: SparkContext) -> None:
         running = _State.cluster
         if running is not None and running.spark_context is sc:
             log.info("the SparkSession of Ray on Spark at %s stops: stopping the cluster first", running.address)
-            _disconnect_if_joined(running)
-            with _State.lock:
-                if _State.cluster is running:
-                    _stop_locked(running)
+            _stop(running)
         return original(*args, **kwargs)
 
     stop._spark_ray_stops_ray_on_spark = True  # type: ignore[attr-defined]
@@ -486,18 +321,20 @@ def _watch(running: RayOnSpark) -> None:
         if SparkContext._active_spark_context is not running.spark_context:
             break
     log.info("the SparkSession of Ray on Spark at %s stopped: stopping the cluster", running.address)
-    _disconnect_if_joined(running)
+    _stop(running)
+
+
+def _stop(running: RayOnSpark) -> None:
+    """Tell the ``before_stop`` hooks, then stop ``running`` if it is still this driver's cluster.
+
+    The hooks run outside the lock: a hook takes the connection's lock, which
+    is held while ``cluster_address`` takes this one.
+    """
+    for hook in list(_State.before_stop):
+        hook(running.address)
     with _State.lock:
         if _State.cluster is running:
             _stop_locked(running)
-
-
-def _disconnect_if_joined(running: RayOnSpark) -> None:
-    from . import cluster
-
-    spec = cluster._Connection.spec
-    if spec is not None and spec.address == running.address:
-        cluster.shutdown()
 
 
 def _stop_locked(running: RayOnSpark) -> None:
@@ -534,18 +371,8 @@ def _stop_locked(running: RayOnSpark) -> None:
 
 
 def stop_cluster() -> None:
-    """Stop this driver's Ray-on-Spark cluster, if one runs (the driver's connection to it is not
-    touched: ``shutdown`` does both)."""
-    with _State.lock:
-        running = _State.cluster
-        if running is not None:
-            _stop_locked(running)
-
-
-def shutdown() -> None:
-    """Disconnect from Ray, stopping the embedded Ray or this driver's Ray-on-Spark cluster if
-    spark-ray started them (``spark_ray.shutdown()``; also run at the driver's exit)."""
-    from . import cluster
-
-    cluster.shutdown()
-    stop_cluster()
+    """Stop this driver's Ray-on-Spark cluster, if one runs, once whoever joined it has left
+    (``before_stop``); ``cluster.shutdown`` (``spark_ray.shutdown()``) calls it."""
+    running = _State.cluster
+    if running is not None:
+        _stop(running)

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pytest
 
 from spark_ray import SchemaError, from_ray_dataset, to_ray_dataset
-from spark_ray.datasets import dataset_from_shards, ensure_keepers
-from spark_ray.shard_server import ShardServer
+from spark_ray.datasets import ensure_keepers
 
 
 def test_to_ray_dataset_keeps_rows_columns_types_and_order(spark):
@@ -103,13 +102,3 @@ def test_an_empty_ray_dataset_needs_a_schema_or_has_one(spark):
     assert df.count() == 0 and df.columns == ["id"]
     with pytest.raises(SchemaError):
         from_ray_dataset(spark, ray.data.from_items([{"d": datetime.timedelta(seconds=1)}]))
-
-
-def test_served_shards_become_a_dataset_that_outlives_the_server(spark):
-    tables = [pa.table({"id": pa.array(range(i * 10, i * 10 + 10), pa.int64())}) for i in range(3)]
-    with ShardServer() as server:
-        handles = [server.add_shard(index, table) for index, table in enumerate(tables)]
-        ds = dataset_from_shards(handles)
-    # The server is closed: the blocks were read by the keeper's own tasks and belong to it.
-    assert ds.count() == 30
-    assert ds.sum("id") == sum(range(30))

@@ -16,7 +16,7 @@ from processes import BIN, kill_pids, process_tree, result_of, run_child, spark_
 
 from spark_ray import ConfigError
 from spark_ray.conf import RayTransformConf, resolve_conf
-from spark_ray.ray_on_spark import SparkShape, default_setup_args, setup_args
+from spark_ray.ray_on_spark_sizing import SparkShape, default_setup_args, setup_args
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_on_spark_child.py")
 RESULT = "CHILD_RESULT "

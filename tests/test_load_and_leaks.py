@@ -34,7 +34,7 @@ SLACK = {
     "threads": 3,
     "fds": 6,
     "other processes": 2,  # the JVM, Spark's Python workers, the embedded Ray's own processes
-    "ray workers": 4,  # Ray keeps idle workers a minute (cluster._embedded_worker_pool)
+    "ray workers": 4,  # Ray keeps idle workers a minute (embedded_ray._embedded_worker_pool)
     "ray actors": 2,  # a driver-mode pool's actors are killed at return; GCS learns it a moment later
     "owned refs": 2,
     "store objects": 4,  # freeing a finished task's result is asynchronous

@@ -169,3 +169,40 @@ def test_the_graph_reader_sees_every_kind_of_import(tmp_path):
     assert graph["pkg.sub.d"] == {"pkg.a", "pkg"}
     assert graph["pkg.e"] == set()
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.c", "pkg.sub.d", "pkg.a"]
+
+
+def _mapped_names() -> dict[str, set[str]]:
+    """The file names ARCHITECTURE.md gives in backquotes, by the package section they are in."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    found: dict[str, set[str]] = {package: set() for package in PACKAGES}
+    for section in sections:
+        package = section.split("/", 1)[0].strip()
+        if package in found:
+            names = re.findall(r"`([\w/.]+?(?:\.py|/))`", section)
+            names = [name.removeprefix(f"{package}/") for name in names]
+            found[package] |= {name for name in names if "/" not in name.rstrip("/")}  # not other folders' files
+    return found
+
+
+def _needs_a_line(package: str, path: Path) -> str | None:
+    """How the map must name this file: ``x.py``, or ``sub/`` for a module in a subpackage; None for a
+    package's ``__init__`` (but the library's own, which holds the public names)."""
+    relative = path.relative_to(ROOT / package)
+    if len(relative.parts) > 1:
+        return f"{relative.parts[0]}/"
+    if relative.name == "__init__.py" and package != "spark_ray":
+        return None
+    return relative.name
+
+
+def test_the_module_map_names_every_module_and_only_modules_that_exist():
+    mapped = _mapped_names()
+    for package in PACKAGES:
+        needed = {line for path in module_files(package).values() if (line := _needs_a_line(package, path))}
+        missing = needed - mapped[package]
+        stale = {name for name in mapped[package] - needed if not (ROOT / package / name).exists()}
+        assert not missing, f"ARCHITECTURE.md's {package}/ section does not name: {sorted(missing)}"
+        assert not stale, f"ARCHITECTURE.md's {package}/ section names what does not exist: {sorted(stale)}"

@@ -119,14 +119,14 @@ def test_byzer_environment_settings_warn_once_and_never_fail(seed_run):
 
 def test_a_failing_script_exits_1_with_the_place_and_no_traceback(tmp_path):
     script = tmp_path / "bad.sql"
-    script.write_text('set a="1";\n\n!python conf "runin2=driver";\nselect 1 as x as t;\n', encoding="utf-8")
+    script.write_text('set a="1";\n\n!desc t jsn;\nselect 1 as x as t;\n', encoding="utf-8")
     # Checked before Spark starts, so this costs no JVM.
     result = run_cli(sys.executable, "-m", "sql_ext", "run", str(script), "--master", "local[1]", timeout=120)
     assert result.returncode == 1
     assert result.stdout == ""
     first = result.stderr.splitlines()[0]
-    assert first.startswith(f"spark-ray: error: {script}: line 3, column 15: unknown option 'runin2'. Did you mean")
-    assert '  3 | !python conf "runin2=driver";' in result.stderr
+    assert first.startswith(f"spark-ray: error: {script}: line 3, column 9: unknown !desc style 'jsn'. Did you mean")
+    assert "  3 | !desc t jsn;" in result.stderr
     assert "Traceback" not in result.stderr
 
     missing = run_cli(sys.executable, "-m", "sql_ext", "run", str(tmp_path / "nope.sql"), timeout=120)

@@ -55,7 +55,7 @@ from spark_ray.schema_text import type_string
 from spark_ray.spark_compat import spark_error_message, sql_error_spans
 
 from . import conditions, notebook, script_conf, sources
-from .commands import SUPPORTED
+from .commands import DOTTED_SCOPE, SUPPORTED, dotted_candidates
 from .describe import describe_schema, text_table
 from .errors import ScriptError, script_error
 from .parser import choose, parse_script
@@ -613,6 +613,17 @@ class ScriptSession:
             )
         return written, path
 
+    def _dotted_file(self, part: Part) -> tuple[str, str]:
+        """MLSQL's ``!pyInclude folder.file.py``: the first of ``dotted_candidates`` beside the script."""
+        state = self._state
+        assert state is not None
+        written = self._value(part)
+        tried = [os.path.normpath(os.path.join(state.base_dir, candidate)) for candidate in dotted_candidates(written)]
+        found = next((path for path in tried if os.path.isfile(path)), None)
+        if found is None:
+            raise _Blame.part(part, f"!pyInclude {written} names no file beside the script; tried {', '.join(tried)}")
+        return os.path.relpath(found, state.base_dir), found
+
     def _write(self, text: str) -> None:
         (self.out or sys.stdout).write(text if text.endswith("\n") else text + "\n")
 
@@ -888,7 +899,10 @@ class ScriptSession:
     def _py_include(self, statement: PyInclude) -> tuple[str, DataFrame]:
         """``!pyInclude project 'file.py' named t``: table t holds the file's text as Byzer holds it."""
         _refuse_library(statement)
-        written, path = self._project_file(statement.path, "!pyInclude project")
+        if statement.scope.text == DOTTED_SCOPE:
+            written, path = self._dotted_file(statement.path)
+        else:
+            written, path = self._project_file(statement.path, "!pyInclude project")
         with open(path, encoding="utf-8") as file:
             held = json.dumps({"content": file.read()})
         df = self.spark.createDataFrame([(held,)], "value string")

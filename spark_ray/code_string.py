@@ -110,7 +110,7 @@ def user_function(code: Callable[..., Any] | str, conf: RayTransformConf) -> tup
     """
     if not isinstance(code, str):
         return UserFunction.from_callable(code, conf.kind), conf
-    context = PythonContext(conf.as_strings())
+    context = PythonContext(code_conf(conf))
     user = function_from_code(code, context)
     asked = [name for name in ("kind", "batch_format") if name in conf.given]
     if asked and user.kind != conf.kind:
@@ -129,6 +129,20 @@ _DECLARED_BY = {
     "arrow": "ray_context.map_batches(fn, batch_format='pyarrow')",
     "pandas": "ray_context.map_batches(fn, batch_format='pandas')",
 }
+
+
+def code_conf(conf: RayTransformConf) -> dict[str, str]:
+    """What the code sees as ``context.conf``: the options by spark-ray's names, and the script's keys as spelt.
+
+    Byzer's code reads its settings by the names the script used
+    (``context.conf["rayAddress"]``) and reads keys of the user's own, so a
+    script's keys (``conf.script_conf``) are there as written, beside
+    ``ray_address``, ``run_in``, ... (``as_strings``), which code written for
+    spark-ray reads. A key written both ways has the script's value.
+    """
+    merged = {key: value for key, value in conf.as_strings().items() if key != "script_conf"}
+    merged.update({str(key): str(value) for key, value in (conf.script_conf or {}).items()})
+    return merged
 
 
 def apply_code_address(asked: Any, conf: RayTransformConf) -> RayTransformConf:

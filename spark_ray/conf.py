@@ -131,6 +131,9 @@ class RayTransformConf:
             another one is reported once and ignored.
         python_env: Byzer's PYTHON_ENV, e.g. ``export A=1 && source activate env``:
             each ``export K=V`` becomes an environment variable of the user code.
+        script_conf: the keys a script set (``!python conf``, ``where``), as
+            spelled there, for the code's ``context.conf`` (Byzer's runnerConf),
+            including keys that are no option; only scripts set it.
     """
 
     mode: str = "data"
@@ -172,6 +175,7 @@ class RayTransformConf:
     schema: str | None = None
     python_exec: str | None = None
     python_env: str | None = None
+    script_conf: dict[str, str] | None = None
     # The options given at the door (not the session's or Spark conf's): what check_door checks.
     given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 

@@ -73,6 +73,7 @@ HONOURED_AT: dict[str, frozenset[str]] = {
     "schema": RUNS_CODE,
     "python_exec": RUNS_CODE,
     "python_env": RUNS_CODE,
+    "script_conf": RUNS_CODE,
 }
 
 

@@ -44,6 +44,11 @@ class _Chunk:
     started: threading.Event = field(default_factory=threading.Event)
 
 
+# The executors' side of a failure: the cause (the user's error, with its traceback) is raised once, by the
+# driver (run_driver_path); Spark logs each failed task's message, so it does not repeat the cause.
+_CAUSE_ON_DRIVER = "(the driver raises the cause)"
+
+
 class DriverRelay:
     """The driver's half of data mode: a Ray task per uploaded chunk, its result served back.
 
@@ -66,7 +71,7 @@ class DriverRelay:
     def accept(self, key: ChunkKey, path: str, shard: ShardHandle) -> None:
         with self._lock:
             if self.error is not None:
-                raise flight.FlightServerError(f"spark-ray: the job has already failed: {self.error}")
+                raise flight.FlightServerError(f"spark-ray: the job has already failed {_CAUSE_ON_DRIVER}")
             if self._closed.is_set():
                 raise flight.FlightServerError("spark-ray: the job has ended; no more uploads")
             chunk = self._chunks.get(key)
@@ -79,7 +84,7 @@ class DriverRelay:
             chunk.ref = self.runner.submit(shard)
         except BaseException as error:
             self.fail(error)
-            raise flight.FlightServerError(f"spark-ray: chunk {key} could not start: {error}") from None
+            raise flight.FlightServerError(f"spark-ray: chunk {key} could not start {_CAUSE_ON_DRIVER}") from None
         finally:
             chunk.started.set()
 
@@ -104,7 +109,9 @@ class DriverRelay:
             raise
         except BaseException as error:
             self.fail(error)
-            raise flight.FlightServerError(f"spark-ray: the Ray task of chunk {key} failed: {error}") from None
+            raise flight.FlightServerError(
+                f"spark-ray: the Ray task of chunk {key} failed {_CAUSE_ON_DRIVER}"
+            ) from None
 
     def result_sent(self, key: ChunkKey) -> bool:
         with self._lock:

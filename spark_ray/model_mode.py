@@ -28,7 +28,7 @@ from pyspark.sql.types import StructType
 from . import cluster
 from .arrow_files import write_shard_file
 from .checkpoint import checkpoint_surviving_an_executor
-from .code_string import apply_code_address, code_filename, execute_code, requested_address_in
+from .code_string import apply_code_address, code_conf, code_filename, execute_code, requested_address_in
 from .conf import RayTransformConf
 from .context import PythonContext
 from .convert import spark_safe_input
@@ -58,7 +58,7 @@ def run_model(df: DataFrame, struct: StructType, code: Callable[..., Any] | str,
     program = ModelProgram(
         code=code,
         schema=to_arrow_schema(struct),
-        conf_strings=conf.as_strings(),
+        conf_strings=code_conf(conf),
         env=conf.env_vars(),
         server_host=conf.data_server_bind_host(),
         idle_timeout_s=conf.data_server_idle_timeout,

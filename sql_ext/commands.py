@@ -40,7 +40,16 @@ from .statements import (
     UncacheTable,
 )
 
-__all__ = ["CACHE_LIFETIMES", "REFUSED", "SHOW_TOPICS", "SUPPORTED", "build", "supported_list"]
+__all__ = [
+    "CACHE_LIFETIMES",
+    "DOTTED_SCOPE",
+    "REFUSED",
+    "SHOW_TOPICS",
+    "SUPPORTED",
+    "build",
+    "dotted_candidates",
+    "supported_list",
+]
 
 # Raised (by the caller's factory) at a part of the command: (part, message) -> exception.
 Fail = Callable[[Part, str], Exception]
@@ -96,6 +105,8 @@ _REFUSED_SPELLINGS = {name.lower(): name for name in REFUSED}
 CACHE_LIFETIMES = ("script", "session", "application")
 # `local` (a module of a Byzer library) parses, so an untaken !if branch may hold it, and fails if run.
 PY_INCLUDE_SCOPES = ("project", "local")
+# The scope of MLSQL's `!pyInclude folder.file.py named T;`, which names none (see dotted_candidates).
+DOTTED_SCOPE = "dotted"
 SHOW_TOPICS = ("tables", "functions", "function", "commands", "version")
 REPARTITION_FLAGS = ("i", "num", "o", "cols", "type", "shuffle")
 REPARTITION_TYPES = ("hash", "range")
@@ -161,13 +172,45 @@ def build(command: Command, fail: Fail) -> Statement:
 
 
 def _py_include(command: Command, args: list[Part], fields: dict[str, Any], fail: Fail) -> Statement:
-    usage = "!pyInclude project 'path/to/file.py' named T;"
+    usage = "!pyInclude project 'path/to/file.py' named T;  (MLSQL's form: !pyInclude folder.file.py named T;)"
     if not args:
         raise fail(command.name, f"!pyInclude needs a file and a table name: {usage}")
-    scope = _choice(args[0], PY_INCLUDE_SCOPES, "!pyInclude scope (project: a file of your project)", fail)
+    first = args[0]
+    if first.text.lower() not in PY_INCLUDE_SCOPES and "." in first.text:
+        # MLSQL's form: a dotted path, no scope (`!pyInclude python-example.test.py named t;`).
+        path, table = _named(command, args, fail, usage, optional_name=False)
+        assert table is not None
+        return PyInclude(**fields, scope=Part(DOTTED_SCOPE, first.span, first.quoted), path=path, table=table)
+    scope = _choice(first, PY_INCLUDE_SCOPES, "!pyInclude scope (project: a file of your project)", fail)
     path, table = _named(command, args[1:], fail, usage, optional_name=False, after=scope)
     assert table is not None
     return PyInclude(**fields, scope=scope, path=path, table=table)
+
+
+def dotted_candidates(dotted: str) -> list[str]:
+    """The files MLSQL's ``!pyInclude a.b.file.py`` may mean, in the order they are tried.
+
+    MLSQL's console keeps scripts in folders and names them with dots: every
+    dot but the last separates folders (``python-example.test.py`` is
+    ``python-example/test.py``). A file whose own name holds dots is tried
+    next, one folder level fewer at a time, and last the name as written.
+
+    Example:
+        >>> dotted_candidates("python-example.test.py")
+        ['python-example/test.py', 'python-example.test.py']
+        >>> dotted_candidates("algs.linear.fit.py")
+        ['algs/linear/fit.py', 'algs/linear.fit.py', 'algs.linear.fit.py']
+    """
+    pieces = dotted.split(".")
+    if len(pieces) < 2:
+        return [dotted]
+    *names, extension = pieces
+    found: list[str] = []
+    for folders in range(len(names) - 1, -1, -1):
+        candidate = "/".join([*names[:folders], ".".join(names[folders:]) + "." + extension])
+        if candidate not in found:
+            found.append(candidate)
+    return found
 
 
 def _repartition(command: Command, args: list[Part], fields: dict[str, Any], fail: Fail) -> Statement:

@@ -50,6 +50,7 @@ SETTING_SCOPES = ("conf", "env")
 # !desc T [style]: None is a readable table; the others print a schema= form.
 DESC_STYLES = ("json", "st", "ddl", "string")
 RAY_ETS = ("Ray",)
+RAY_USAGE = "!ray on TABLE '''code''' named OUT [where k=\"v\" ...];  (the code may be py.NAME, unquoted)"
 # include KIND.`path`: spark-ray includes files of the project. Byzer's lib. and local. need its library
 # manager: they parse, so that a library branch of an !if that is not taken does no harm, and fail if run.
 INCLUDE_KINDS = ("project", "lib", "local")
@@ -270,16 +271,34 @@ class _ToStatements(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def python_stmt(self, meta: Any, children: list[Any]) -> PythonSetting:
-        scope = self._part(children[1])
-        scope = Part(self._choice(scope, SETTING_SCOPES, "!python setting", meta), scope.span)
-        return PythonSetting(**self._statement_fields(meta), scope=scope, setting=children[2])
+        args = list(self._command_args(children[1:]))
+        usage = '!python conf "key=value";  !python env "KEY=VALUE";'
+        if not args:
+            raise self._error(self._bang(children[0]), f"!python needs a scope and a setting: {usage}", meta)
+        scope = Part(self._choice(args[0], SETTING_SCOPES, "!python setting", meta), args[0].span)
+        if len(args) != 2:
+            at = args[2] if len(args) > 2 else args[0]
+            raise self._error(at, f"!python takes one setting (quote it if it holds spaces): {usage}", meta)
+        return PythonSetting(**self._statement_fields(meta), scope=scope, setting=args[1])
 
     @v_args(meta=True)
     def ray_stmt(self, meta: Any, children: list[Any]) -> RayOn:
-        options = children[6] if len(children) > 6 else ()
-        return RayOn(
-            **self._statement_fields(meta), table=children[2], code=children[3], output=children[5], options=options
-        )
+        """``!ray on T CODE named OUT``, its arguments split as every ``!`` command's (CODE may be ``py.NAME``)."""
+        options = children[-1] if isinstance(children[-1], tuple) else ()
+        args = list(self._command_args([child for child in children[1:] if isinstance(child, Token)]))
+        words = [None if arg.quoted else arg.text.lower() for arg in args]
+        wrong: Part | None = None
+        if args and words[0] != "on":
+            wrong = args[0]
+        elif len(args) > 3 and words[3] != "named":
+            wrong = args[3]
+        elif len(args) > 5:
+            wrong = args[5]
+        elif len(args) < 5:
+            wrong = args[-1] if args else self._bang(children[0])
+        if wrong is not None:
+            raise self._error(wrong, f"!ray takes `on TABLE CODE named OUT`: {RAY_USAGE}", meta)
+        return RayOn(**self._statement_fields(meta), table=args[1], code=args[2], output=args[4], options=options)
 
     @v_args(meta=True)
     def run_stmt(self, meta: Any, children: list[Any]) -> RunCommand:
@@ -290,11 +309,19 @@ class _ToStatements(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def desc_stmt(self, meta: Any, children: list[Any]) -> Describe:
+        args = list(self._command_args(children[1:]))
+        if not 1 <= len(args) <= 2:
+            at = args[2] if len(args) > 2 else self._bang(children[0])
+            usage = f"!desc TABLE [{'|'.join(DESC_STYLES)}];"
+            raise self._error(at, f"!desc takes a table and an optional style: {usage}", meta)
         style: Part | None = None
-        if len(children) > 2:
-            written = self._part(children[2])
-            style = Part(self._choice(written, DESC_STYLES, "!desc style", meta), written.span)
-        return Describe(**self._statement_fields(meta), table=children[1], style=style)
+        if len(args) == 2:
+            style = Part(self._choice(args[1], DESC_STYLES, "!desc style", meta), args[1].span)
+        return Describe(**self._statement_fields(meta), table=args[0], style=style)
+
+    def _bang(self, token: Token) -> Part:
+        """The ``!name`` that starts a command, as a Part to point errors at."""
+        return Part(str(token), self._span(token.start_pos or 0, token.end_pos or 0))
 
     @v_args(meta=True)
     def include_stmt(self, meta: Any, children: list[Any]) -> Include:

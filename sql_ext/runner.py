@@ -54,8 +54,8 @@ from spark_ray.schema import parse_schema
 from spark_ray.schema_text import type_string
 from spark_ray.spark_compat import spark_error_message, sql_error_spans
 
-from . import conditions, notebook, sources
-from .commands import SUPPORTED
+from . import conditions, notebook, script_conf, sources
+from .commands import DOTTED_SCOPE, SUPPORTED, dotted_candidates
 from .describe import describe_schema, text_table
 from .errors import ScriptError, script_error
 from .parser import choose, parse_script
@@ -185,21 +185,10 @@ def check_script(text: str) -> list[Statement]:
 
 
 def _check(statement: Statement) -> None:
-    if isinstance(statement, RayOn):
-        for option in statement.options:
-            if not _is_script_key(option.key.text):
-                _option_name(option)
-    elif isinstance(statement, RunCommand):
-        for option in statement.options:
-            key = option.key.text.lower()
-            if key not in (k.lower() for k in RUN_KEYS) and not _is_script_key(key):
-                _option_name(option, also=RUN_KEYS + SCRIPT_KEYS)
-    elif isinstance(statement, Register):
+    # `!python conf`, `!ray ... where` and `run command as Ray where` take any key, as in Byzer: a key
+    # that is no option goes to the code's context.conf, with a warning when it runs (script_conf.py).
+    if isinstance(statement, Register):
         _check_register(statement)
-    elif isinstance(statement, PythonSetting) and statement.scope.text == "conf":
-        key, equals, _ = statement.setting.text.partition("=")
-        if equals and "${" not in key and not _is_script_key(key.strip()):
-            _setting_name(statement.setting, key)
 
 
 def _check_register(statement: Register) -> None:
@@ -357,6 +346,7 @@ class ScriptSession:
         self.out: Writer | None = out  # where !desc, !show and !println print; None: sys.stdout at the time
         self.variables: dict[str, str] = {}
         self.env_exports: dict[str, str] = {}
+        self.script_conf: dict[str, str] = {}  # `!python conf` keys as spelt, for the code's context.conf
         self.cache_output = False  # `!python conf "cache=true"`: cache every Ray result (Byzer's default: no)
         self._cached_outputs: dict[str, DataFrame] = {}  # Ray results cached by cache=true, by table name
         self._script_cached: list[str] = []  # `!cache t` (lifetime script): released when the next script starts
@@ -623,6 +613,17 @@ class ScriptSession:
             )
         return written, path
 
+    def _dotted_file(self, part: Part) -> tuple[str, str]:
+        """MLSQL's ``!pyInclude folder.file.py``: the first of ``dotted_candidates`` beside the script."""
+        state = self._state
+        assert state is not None
+        written = self._value(part)
+        tried = [os.path.normpath(os.path.join(state.base_dir, candidate)) for candidate in dotted_candidates(written)]
+        found = next((path for path in tried if os.path.isfile(path)), None)
+        if found is None:
+            raise _Blame.part(part, f"!pyInclude {written} names no file beside the script; tried {', '.join(tried)}")
+        return os.path.relpath(found, state.base_dir), found
+
     def _write(self, text: str) -> None:
         (self.out or sys.stdout).write(text if text.endswith("\n") else text + "\n")
 
@@ -694,8 +695,13 @@ class ScriptSession:
             self._apply_python_env(get_session_conf(self.spark).get("python_env"))
             return None
         value_part = _subpart(statement.setting, text.find("=") + 1, len(text))
+        if statement.scope.text == "conf":
+            self.script_conf[key] = value
         if statement.scope.text == "conf" and _is_script_key(key):
             self.cache_output = self._boolean(Part(value, value_part.span))
+            return None
+        if statement.scope.text == "conf" and not script_conf.is_option(key):
+            script_conf.warn_passed_through(key, "!python conf", SCRIPT_KEYS)
             return None
         name = _setting_name(statement.setting, key)
         value = _setting_value(name, value)
@@ -733,25 +739,38 @@ class ScriptSession:
         except ConfigError as error:
             raise _Blame.part(part, str(error)) from None
 
-    def _overrides(self, options: tuple[Option, ...] | list[Option]) -> dict[str, str]:
-        """Per-statement ray_transform options, by field name, each checked where written."""
-        overrides: dict[str, str] = {}
+    def _overrides(self, options: tuple[Option, ...] | list[Option], *, passing: bool = False) -> dict[str, Any]:
+        """Per-statement ray_transform options, by field name, each checked where written.
+
+        ``passing``: a ``!ray``/``run command`` clause, whose keys also go to
+        the code as spelt (with the session's ``!python conf`` keys), any key
+        that is no option included (see script_conf.py).
+        """
+        overrides: dict[str, Any] = {}
+        spelt = dict(self.script_conf)
         for option in options:
+            if passing:
+                spelt[option.key.text] = self._value(option.value)
             if _is_script_key(option.key.text):
+                continue
+            if passing and not script_conf.is_option(option.key.text):
+                script_conf.warn_passed_through(option.key.text, "where", RUN_KEYS + SCRIPT_KEYS)
                 continue
             name = _option_name(option)
             value = _setting_value(name, self._value(option.value))
             self._check_value(name, value, option.value, session=False)
             overrides[name] = value
+        if passing and spelt:
+            overrides["script_conf"] = spelt
         return overrides
 
-    def _transform(self, df: DataFrame, code: str, overrides: dict[str, str]) -> DataFrame:
+    def _transform(self, df: DataFrame, code: str, overrides: dict[str, Any]) -> DataFrame:
         return ray_transform(df, code, **overrides)  # type: ignore[arg-type]  # strings are coerced by the conf
 
     def _ray_on(self, statement: RayOn) -> tuple[str, DataFrame]:
         df = self._table(statement.table)
         cache = self._cache_choice(statement.options)
-        out = self._transform(df, self._code(statement.code), self._overrides(statement.options))
+        out = self._transform(df, self._code(statement.code), self._overrides(statement.options, passing=True))
         name, made = self._made(statement.output, out)
         return name, self._cached(name, made, cache)
 
@@ -774,7 +793,7 @@ class ScriptSession:
         assert input_part is not None
         df = self._table(input_part)
         cache = self._cache_choice(rest)
-        out = self._transform(df, self._code(found["code"].value), self._overrides(rest))
+        out = self._transform(df, self._code(found["code"].value), self._overrides(rest, passing=True))
         name, made = self._made(found["outputTable"].value, out)
         return name, self._cached(name, made, cache)
 
@@ -880,7 +899,10 @@ class ScriptSession:
     def _py_include(self, statement: PyInclude) -> tuple[str, DataFrame]:
         """``!pyInclude project 'file.py' named t``: table t holds the file's text as Byzer holds it."""
         _refuse_library(statement)
-        written, path = self._project_file(statement.path, "!pyInclude project")
+        if statement.scope.text == DOTTED_SCOPE:
+            written, path = self._dotted_file(statement.path)
+        else:
+            written, path = self._project_file(statement.path, "!pyInclude project")
         with open(path, encoding="utf-8") as file:
             held = json.dumps({"content": file.read()})
         df = self.spark.createDataFrame([(held,)], "value string")

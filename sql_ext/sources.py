@@ -9,7 +9,8 @@ reader or writer options.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -66,7 +67,41 @@ def load(spark: SparkSession, fmt: str, path: str, options: Mapping[str, str]) -
     if fmt.lower() in CATALOG_FORMATS:
         return spark.table(path)
     reader = spark.read.format(fmt).options(**options)
-    return reader.load(path) if path else reader.load()
+    with _quiet_metadata_probe(spark):
+        return reader.load(path) if path else reader.load()
+
+
+# Spark's FileStreamSink (its package moved in Spark 4) logs a WARN with a whole
+# java.io.FileNotFoundException when a path is a glob (`/data/*.csv`): before any
+# file read it looks for a streaming sink's `_spark_metadata` under the path as
+# written, fails, and goes on to read the files. The load itself is fine.
+_METADATA_PROBE_LOGGERS = (
+    "org.apache.spark.sql.execution.streaming.sinks.FileStreamSink",
+    "org.apache.spark.sql.execution.streaming.FileStreamSink",
+)
+
+
+@contextlib.contextmanager
+def _quiet_metadata_probe(spark: SparkSession) -> Iterator[None]:
+    """Silence that probe's warning for one load, then put the loggers' levels back.
+
+    Only a classic session has a JVM here; over Spark Connect the server logs it, and nothing is changed.
+    """
+    jvm = getattr(spark, "_jvm", None)
+    try:
+        log4j = jvm.org.apache.logging.log4j  # type: ignore[union-attr]
+        configurator = log4j.core.config.Configurator
+        before = {name: log4j.LogManager.getLogger(name).getLevel() for name in _METADATA_PROBE_LOGGERS}
+        for name in _METADATA_PROBE_LOGGERS:
+            configurator.setLevel(name, log4j.Level.ERROR)
+    except Exception:  # no JVM, or no log4j 2 on it: leave the logging alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for name, level in before.items():
+            configurator.setLevel(name, level)
 
 
 def save(df: DataFrame, fmt: str, path: str, mode: str | None, options: Mapping[str, str]) -> None:

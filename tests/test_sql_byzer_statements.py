@@ -515,3 +515,25 @@ def test_errors_from_other_files_keep_their_path_when_pickled(spark, tmp_path):
     error = failure(spark, "include project.`typo.byzer`;", base_dir=tmp_path)
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.path, copy.line, copy.fragment, str(copy)) == (error.path, error.line, error.fragment, str(error))
+
+
+def test_mlsql_dotted_py_include_resolves_folders_then_the_name(spark, tmp_path, session):
+    write(tmp_path / "python-example" / "test.py", SCORE_PY)
+    write(tmp_path / "algs" / "linear.fit.py", SCORE_PY)  # a file whose own name holds a dot
+    text = MODEL_CONF + textwrap.dedent("""
+        select id from range(2) as ids;
+        !pyInclude python-example.test.py named testPyScript;
+        !pyInclude algs.linear.fit.py named fitScript;
+        !python conf "schema=st(field(id,long),field(score,long))";
+        !ray on ids py.testPyScript named scored;
+        !ray on ids py.fitScript named fitted;
+    """)
+    run = session.run(text, base_dir=tmp_path)
+    assert rows(run.tables["scored"]) == [(0, 0), (1, 10)]
+    assert rows(run.tables["fitted"]) == [(0, 0), (1, 10)]
+    error = failure(spark, "!pyInclude python-example.nope.py named t;", base_dir=tmp_path)
+    assert at(error) == (1, 12, "python-example.nope.py")
+    tried = [str(tmp_path / "python-example" / "nope.py"), str(tmp_path / "python-example.nope.py")]
+    assert error.description == (
+        f"!pyInclude python-example.nope.py names no file beside the script; tried {', '.join(tried)}"
+    )

@@ -9,16 +9,15 @@ has, so the test can tell that Ray's scheduler (not luck) placed the work.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from processes import write_result
 from pyspark.sql import SparkSession
 
 import spark_ray
 from spark_ray import ray_transform
 
-MARK = "DEPLOY_RESULT "
 SCHEMA = "id long, node string, pid long"
 
 
@@ -60,7 +59,7 @@ def main() -> None:
     found["all_nodes"] = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
     spark.stop()
     spark_ray.shutdown()
-    print(MARK + json.dumps(found), flush=True)
+    write_result(found)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ mid-job rather than before or after it; one (raylet-hangs-at-start) freezes the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -22,14 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from processes import kill_pids, process_tree, spark_executors, wait_gone
+from processes import kill_pids, process_tree, spark_executors, wait_gone, write_result
 
-MARK = "FAULTS_RESULT "
 ROWS = 80
 
 
 def report(found: dict[str, Any]) -> None:
-    print(MARK + json.dumps(found), flush=True)
+    write_result(found)
 
 
 def wait_for_file(path: str, timeout_s: float) -> bool:

@@ -12,7 +12,6 @@ Spark JVM's command line, so the parent finds whatever this run leaves behind).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -146,7 +145,9 @@ def main(marker_dir: str) -> None:
         time.sleep(0.5)
     found["after_shutdown"]["ray_processes_left"] = left
     spark.stop()
-    print("CHILD_RESULT " + json.dumps(found), flush=True)
+    from processes import write_result
+
+    write_result(found)
 
 
 if __name__ == "__main__":

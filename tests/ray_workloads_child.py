@@ -4,15 +4,16 @@ Spark local[1] (one task slot, where a pool must still load its model only
 pool-size times), a Ray with 2 fake GPUs, a custom resource and an
 accelerator type (so num_gpus, resources and accelerator_type can be read
 back inside tasks and actors), and a spark.stop() that the session's Spark
-cannot afford. Prints one JSON line of findings; the parent asserts on them.
+cannot afford. Writes its findings with ``processes.write_result``; the parent asserts on them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
+
+from processes import write_result
 
 
 class Model:
@@ -102,8 +103,7 @@ def main() -> None:
         spark.stop()  # the Spark workers and their Ray connections go; the blocks must not
     found["after_stop"] = {"count": ds.count(), "sum_id": ds.sum("id"), "sum_twice": ds.sum("twice")}
     ray.shutdown()
-    sys.stdout.write("CHILD_RESULT " + json.dumps(found) + "\n")
-    sys.stdout.flush()
+    write_result(found)
 
 
 if __name__ == "__main__":

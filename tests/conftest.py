@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -66,3 +66,34 @@ def _fresh_session_settings(request):
     yield
     if "spark" in request.fixturenames:
         spark_ray_conf.clear_session_conf(request.getfixturevalue("spark"))
+
+
+# --- fixtures more than one module needs ---------------------------------------------------------------
+
+ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+
+@pytest.fixture
+def arrow_batch_rows(spark) -> Iterator[Callable[[int], None]]:
+    """``arrow_batch_rows(n)``: Spark hands Python ``n`` rows per Arrow batch until the test ends."""
+    previous = spark.conf.get(ARROW_BATCH_ROWS, None)
+
+    def set_rows(rows: int) -> None:
+        spark.conf.set(ARROW_BATCH_ROWS, str(rows))
+
+    yield set_rows
+    if previous is None:
+        spark.conf.unset(ARROW_BATCH_ROWS)
+    else:
+        spark.conf.set(ARROW_BATCH_ROWS, previous)
+
+
+@pytest.fixture
+def fresh_script_session(spark) -> Iterator[None]:
+    """Variables, settings and caches that scripts leave in the session (sql_ext's ScriptSession) never
+    reach the next test: the SQL modules use it for each test (``pytest.mark.usefixtures``)."""
+    from sql_ext import ScriptSession
+
+    ScriptSession.forget(spark)
+    yield
+    ScriptSession.forget(spark)

@@ -38,7 +38,8 @@ RUNS = {
 
 # Every test module, by name: its tier first, then the runs besides `make test` it is in. A module missing
 # here fails collection (place a new file before it runs); a name without a file is allowed (a module being
-# written on another branch). Why a module is in `spark35`: README, "Testing".
+# written on another branch). Why a module is in `spark35`: README, "Testing". Besides the modules named
+# spark35 here, every test marked needs_spark4 is in it (a skip there, listed with its reason).
 MODULES: dict[str, str] = {
     # unit
     "test_data_server": "unit fast",
@@ -70,7 +71,7 @@ MODULES: dict[str, str] = {
     "test_sql_byzer_statements": "sql",
     "test_sql_progress": "sql",
     "test_sql_pyjava": "sql",
-    "test_sql_register": "sql",
+    "test_sql_register": "sql spark35",  # Byzer's register form: a registered function, rows protocol on 3.5
     "test_sql_runner": "sql fast spark35",  # Spark's error text and positions without getCondition (3.5)
     "test_sql_statements": "sql",
     "test_sql_udtf": "sql",
@@ -142,6 +143,8 @@ def pytest_collection_modifyitems(config, items):
         except ValueError as error:
             unplaced.add(str(error))
             continue
+        if item.get_closest_marker("needs_spark4") is not None and "spark35" not in names:
+            names.append("spark35")  # it skips there, with its reason: `make test-spark35 -rs` lists what 3.5 lacks
         for name in names:
             item.add_marker(name)
     if unplaced:

@@ -71,6 +71,7 @@ lint: setup
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy spark_ray sql_ext
+	$(VENV)/bin/mypy tests/processes.py $(wildcard tests/*_child.py)  # the child programs tests run
 
 clean:
 	rm -rf $(VENV) build *.egg-info

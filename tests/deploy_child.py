@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from processes import write_result
 from pyspark.sql import SparkSession
@@ -48,7 +49,7 @@ def main() -> None:
     import ray
 
     df = spark.range(0, 40, numPartitions=4)
-    options = {"ray_address": ray_address, "spill_dir": spill_dir, "batch_rows": 5}
+    options: dict[str, Any] = {"ray_address": ray_address, "spill_dir": spill_dir, "batch_rows": 5}
     found: dict = {"master": spark.sparkContext.master}
     for run_in in ("executor", "driver"):
         out = ray_transform(df, where_am_i, SCHEMA, run_in=run_in, resources={"alice": 0.5}, **options)

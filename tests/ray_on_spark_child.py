@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+from typing import Any
 
 SCHEMA = "id long, twice long, gcs string, node string"
 
@@ -75,7 +76,7 @@ def main(marker_dir: str) -> None:
         .getOrCreate()
     )
     found["spark_start_s"] = round(time.monotonic() - started, 1)
-    options = {"ray_address": "spark", "ray_on_spark": {"ray_temp_root_dir": marker_dir}}
+    options: dict[str, Any] = {"ray_address": "spark", "ray_on_spark": {"ray_temp_root_dir": marker_dir}}
     df = spark.range(0, 40, numPartitions=2)
     expected = [[i, 2 * i] for i in range(40)]
 

@@ -10,8 +10,10 @@ cannot afford. Writes its findings with ``processes.write_result``; the parent a
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from typing import Any
 
 from processes import write_result
 
@@ -60,7 +62,7 @@ def main() -> None:
         resources={"accel": 4, "accelerator_type:T4": 1},
         include_dashboard=False,
         namespace="spark_ray",
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
     )
     from spark_ray import close_pools, ray_transform, to_ray_dataset
     from spark_ray.local_spark import local_spark
@@ -87,7 +89,7 @@ def main() -> None:
             close_pools()
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
 
-        options = {"num_gpus": 1, "resources": {"accel": 1}, "accelerator_type": "T4", "concurrency": 1}
+        options: dict[str, Any] = {"num_gpus": 1, "resources": {"accel": 1}, "accelerator_type": "T4", "concurrency": 1}
         small = spark.range(0, 2, numPartitions=1)
         for name, code in (("task", seen_in_task), ("actor", SeenInActor)):
             for run_in in ("executor", "driver"):

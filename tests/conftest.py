@@ -43,6 +43,7 @@ RUNS = {
 MODULES: dict[str, str] = {
     # unit
     "test_data_server": "unit fast",
+    "test_module_structure": "unit fast",  # the map and import contracts, read with ast (being written elsewhere)
     "test_schema": "unit fast spark35",  # the variant type (4.0) and the Arrow/Spark type mapping per pyspark
     "test_sql_mysql_schema": "unit fast",
     "test_sql_parser": "unit fast",
@@ -52,7 +53,7 @@ MODULES: dict[str, str] = {
     "test_bench_smoke": "paths",
     "test_bench_workloads": "paths",
     "test_code_strings": "paths",
-    "test_conformance": "paths spark35",  # every door x every behaviour, on both lines (being written elsewhere)
+    "test_conformance": "paths spark35",  # every door x every behaviour on the shared session, on both lines
     "test_conf": "paths fast spark35",  # runtime_conf: `SET` where spark.conf.getAll is missing (3.5)
     "test_datasets": "paths",
     "test_driver_path": "paths",

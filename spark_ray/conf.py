@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .doors import check_door
 from .environment import activations_of, exports_of
 from .errors import ConfigError, did_you_mean
-from .option_values import coerce, read_concurrency, read_constructor_args, read_retry_exceptions
+from .option_values import check_choice, coerce, read_concurrency, read_constructor_args, read_retry_exceptions
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -180,13 +180,13 @@ class RayTransformConf:
     given: frozenset[str] = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("run_in", self.run_in, RUN_INS)
-        _check_choice("kind", self.kind, KINDS)
-        _check_choice("python_mode", self.python_mode, PYTHON_MODES)
-        _check_choice("batch_sizing", self.batch_sizing, BATCH_SIZINGS)
+        check_choice("mode", self.mode, MODES)
+        check_choice("run_in", self.run_in, RUN_INS)
+        check_choice("kind", self.kind, KINDS)
+        check_choice("python_mode", self.python_mode, PYTHON_MODES)
+        check_choice("batch_sizing", self.batch_sizing, BATCH_SIZINGS)
         if self.batch_format is not None:
-            _check_choice("batch_format", self.batch_format, tuple(BATCH_FORMATS))
+            check_choice("batch_format", self.batch_format, tuple(BATCH_FORMATS))
             meant = BATCH_FORMATS[self.batch_format]
             if "kind" in self.given and self.kind != meant:
                 raise ConfigError(
@@ -351,11 +351,6 @@ def canonical_name(key: str) -> str:
         f"unknown option {key!r}.{did_you_mean(key, known)} Known options: {', '.join(known)} "
         "(and, where Ray runs the code, any option of ray.remote)"
     )
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"option {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
 
 
 # Session settings: per SparkSession, gone when the session is.

@@ -100,3 +100,9 @@ def read_constructor_args(value: Any) -> tuple[Any, ...] | None:
     if not isinstance(value, (list, tuple)):
         raise ConfigError(f"option fn_constructor_args expects a tuple or list, got {type(value).__name__}")
     return tuple(value)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ``ConfigError`` unless ``value`` is one of ``choices``, naming the option and every choice."""
+    if value not in choices:
+        raise ConfigError(f"option {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")

@@ -9,16 +9,16 @@ has, so the test can tell that Ray's scheduler (not luck) placed the work.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
+from typing import Any
 
+from processes import write_result
 from pyspark.sql import SparkSession
 
 import spark_ray
 from spark_ray import ray_transform
 
-MARK = "DEPLOY_RESULT "
 SCHEMA = "id long, node string, pid long"
 
 
@@ -49,7 +49,7 @@ def main() -> None:
     import ray
 
     df = spark.range(0, 40, numPartitions=4)
-    options = {"ray_address": ray_address, "spill_dir": spill_dir, "batch_rows": 5}
+    options: dict[str, Any] = {"ray_address": ray_address, "spill_dir": spill_dir, "batch_rows": 5}
     found: dict = {"master": spark.sparkContext.master}
     for run_in in ("executor", "driver"):
         out = ray_transform(df, where_am_i, SCHEMA, run_in=run_in, resources={"alice": 0.5}, **options)
@@ -60,7 +60,7 @@ def main() -> None:
     found["all_nodes"] = [node["NodeID"] for node in ray.nodes() if node["Alive"]]
     spark.stop()
     spark_ray.shutdown()
-    print(MARK + json.dumps(found), flush=True)
+    write_result(found)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ mid-job rather than before or after it; one (raylet-hangs-at-start) freezes the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -22,14 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from processes import kill_pids, process_tree, spark_executors, wait_gone
+from processes import kill_pids, process_tree, spark_executors, wait_gone, write_result
 
-MARK = "FAULTS_RESULT "
 ROWS = 80
 
 
 def report(found: dict[str, Any]) -> None:
-    print(MARK + json.dumps(found), flush=True)
+    write_result(found)
 
 
 def wait_for_file(path: str, timeout_s: float) -> bool:
@@ -105,7 +103,7 @@ def spark_executor_killed(marker_dir: str) -> None:
     found: dict[str, Any] = {"app_id": sc.applicationId}
     df = spark.range(0, ROWS, numPartitions=4)
     schema = "id long, twice long"
-    options = {"batch_rows": 5, "local_ray_cpus": 2}
+    options: dict[str, Any] = {"batch_rows": 5, "local_ray_cpus": 2}
     trigger_row = 65  # row 5 of partition 3: the second wave
 
     def kill_one_executor_at(trigger: str, pick: Callable[[dict[int, str]], int | None]) -> dict[str, Any]:
@@ -167,15 +165,12 @@ def spark_executor_killed(marker_dir: str) -> None:
         path = f"{run_in}_data"
         trigger = os.path.join(marker_dir, f"trigger-{path}")
         fn = slow_double(trigger, trigger_row)
-        group = {"job_group": f"faults-{path}"} if run_in == "driver" else {}
-        run(
-            path,
-            lambda run_in=run_in, group=group, fn=fn: [
-                row.asDict() for row in ray_transform(df, fn, schema, run_in=run_in, **options, **group).collect()
-            ],
-            trigger,
-            busy_executor,
-        )
+        group: dict[str, Any] = {"job_group": f"faults-{path}"} if run_in == "driver" else {}
+
+        def call(run_in: str = run_in, group: dict[str, Any] = group, fn: Any = fn) -> list[dict[str, Any]]:
+            return [row.asDict() for row in ray_transform(df, fn, schema, run_in=run_in, **options, **group).collect()]
+
+        run(path, call, trigger, busy_executor)
 
     # Model mode runs the program in one Spark task: kill the executor whose Python worker runs it.
     def model_program(context: Any) -> None:
@@ -236,7 +231,7 @@ def ray_node_killed(ray_address: str, marker_dir: str) -> None:
     spark = local_spark("local[2]", app_name="spark-ray-faults-node-killed", **{"spark.ui.enabled": "false"})
     import ray
 
-    options = {"ray_address": ray_address, "resources": {"alice": 0.5}, "batch_rows": 5}
+    options: dict[str, Any] = {"ray_address": ray_address, "resources": {"alice": 0.5}, "batch_rows": 5}
     ray_transform(spark.range(0, 1), lambda row: row, "id long", **options).collect()  # joins the cluster
     alice = [node["NodeID"] for node in ray.nodes() if node["Alive"] and "alice" in node["Resources"]]
     found: dict[str, Any] = {"alice": alice, "nodes": len(ray.nodes())}
@@ -364,12 +359,13 @@ def raylet_hangs_at_start() -> None:
 
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
-    {
+    modes: dict[str, Callable[..., None]] = {
         "spark-executor-killed": spark_executor_killed,
         "ray-node-killed": ray_node_killed,
         "embedded-ray-killed": embedded_ray_killed,
         "raylet-hangs-at-start": raylet_hangs_at_start,
-    }[mode](*args)
+    }
+    modes[mode](*args)
 
 
 if __name__ == "__main__":

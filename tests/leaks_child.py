@@ -16,22 +16,22 @@ concern nothing but this driver:
    ``core_worker.cc ... E ... Attempting to recover N lost objects``. The test
    reads this process's stdout and stderr for such lines.
 
-The result is one JSON line after ``RESULT_MARKER``.
+The result is written with ``processes.write_result``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 BENCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 sys.path.insert(0, BENCH_DIR)  # bench/driver_memory.py and its sibling common.py
 
+from processes import write_result  # noqa: E402
+
 from driver_memory import MB, _current_private, _Sampler  # noqa: E402
 
-RESULT_MARKER = "LEAKS_CHILD_RESULT "
 # Bytes per row of the generated table in Arrow: an 8-byte id, a 4-byte string offset and the text.
 TEXT_BYTES = 200
 
@@ -97,8 +97,7 @@ def main() -> None:
         "id_sum": id_sum,
         "executor_sum": sum(row.id for row in executor_rows),
     }
-    sys.stdout.write(RESULT_MARKER + json.dumps(result) + "\n")
-    sys.stdout.flush()
+    write_result(result)
     cluster.shutdown()  # Ray first, Spark's Python workers still joined to it
     spark.stop()
 

@@ -19,8 +19,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+from spark_ray import own_processes
 
 BIN = os.path.dirname(sys.executable)
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 RAY_CLI = os.path.join(BIN, "ray")
 
 
@@ -30,16 +34,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def mentioning(pattern: str) -> list[int]:
+    """Pids of live processes whose command line holds ``pattern`` (this process excepted)."""
+    pids = (int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return sorted(
+        pid for pid in pids if pid != os.getpid() and pattern in own_processes.command_line(pid) and alive(pid)
+    )
+
+
 def process_tree(pattern: str) -> list[int]:
-    """Pids of processes whose command line holds ``pattern``, and all their descendants."""
-    table = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout
-    rows = [line.split(None, 2) for line in table.splitlines() if line.strip()]
-    found = {int(row[0]) for row in rows if len(row) == 3 and pattern in row[2]}
-    grew = True
-    while grew:
-        children = {int(row[0]) for row in rows if int(row[1]) in found} - found
-        found |= children
-        grew = bool(children)
+    """Pids of processes whose command line holds ``pattern``, and all their descendants.
+
+    The tree is the library's own walker (``spark_ray.own_processes``, from ``/proc``): tests and library
+    agree on what a process's children are."""
+    found: set[int] = set()
+    for pid in mentioning(pattern):
+        if pid not in found:
+            found |= {pid} | own_processes.descendants(pid)
     return sorted(found)
 
 
@@ -52,15 +63,16 @@ def kill_pids(pids: list[int], sig: int = signal.SIGKILL) -> None:
 def wait_gone(pids: list[int], timeout_s: float = 30.0) -> list[int]:
     """The pids still alive after ``timeout_s`` (zombies count as gone)."""
     deadline = time.monotonic() + timeout_s
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if _alive(pid)]
-        if alive:
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [pid for pid in left if alive(pid)]
+        if left:
             time.sleep(0.2)
-    return alive
+    return left
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             return stat.read().split(") ", 1)[1][0] != "Z"
@@ -260,13 +272,34 @@ def run_child(command: list[str], env: dict[str, str], timeout_s: float) -> subp
     return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
 
 
-def result_of(done: subprocess.CompletedProcess[str], marker: str) -> dict:
-    """The JSON a child printed after ``marker`` on a line of its own; a failure with its stderr's tail if none."""
+# --- the one result protocol of child programs: write_result in the child, result_of in the test -----------
+
+RESULT_MARK = "SPARK_RAY_TEST_RESULT "
+
+
+def write_result(result: Any) -> None:
+    """A child program's result for the test that started it: one JSON line on stdout, after
+    ``RESULT_MARK`` (values JSON cannot hold are written as their ``str``). Read with ``result_of``."""
+    sys.stdout.write(RESULT_MARK + json.dumps(result, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def result_of(done: subprocess.CompletedProcess[str]) -> Any:
+    """What the child wrote with ``write_result``; a failure with its stderr's tail if it wrote nothing."""
     for line in done.stdout.splitlines():
-        if line.startswith(marker):
-            return json.loads(line[len(marker) :])
+        if line.startswith(RESULT_MARK):
+            return json.loads(line[len(RESULT_MARK) :])
     tail = "\n".join(done.stderr.strip().splitlines()[-40:])
     raise AssertionError(f"the child exited with {done.returncode} and no result:\n{tail}")
+
+
+def run_python(
+    program: str, args: list[str], env: dict[str, str] | None = None, timeout_s: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the child program ``tests/<program>`` (a file ruff and mypy see) with this interpreter, in a
+    session of its own (``run_child``); ``env`` replaces the environment (default: this one)."""
+    command = [sys.executable, os.path.join(TESTS_DIR, program), *args]
+    return run_child(command, dict(os.environ) if env is None else env, timeout_s)
 
 
 def _start_logged(command: list[str], env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:

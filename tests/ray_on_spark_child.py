@@ -12,11 +12,11 @@ Spark JVM's command line, so the parent finds whatever this run leaves behind).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 import time
+from typing import Any
 
 SCHEMA = "id long, twice long, gcs string, node string"
 
@@ -76,7 +76,7 @@ def main(marker_dir: str) -> None:
         .getOrCreate()
     )
     found["spark_start_s"] = round(time.monotonic() - started, 1)
-    options = {"ray_address": "spark", "ray_on_spark": {"ray_temp_root_dir": marker_dir}}
+    options: dict[str, Any] = {"ray_address": "spark", "ray_on_spark": {"ray_temp_root_dir": marker_dir}}
     df = spark.range(0, 40, numPartitions=2)
     expected = [[i, 2 * i] for i in range(40)]
 
@@ -146,7 +146,9 @@ def main(marker_dir: str) -> None:
         time.sleep(0.5)
     found["after_shutdown"]["ray_processes_left"] = left
     spark.stop()
-    print("CHILD_RESULT " + json.dumps(found), flush=True)
+    from processes import write_result
+
+    write_result(found)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,18 @@ Spark local[1] (one task slot, where a pool must still load its model only
 pool-size times), a Ray with 2 fake GPUs, a custom resource and an
 accelerator type (so num_gpus, resources and accelerator_type can be read
 back inside tasks and actors), and a spark.stop() that the session's Spark
-cannot afford. Prints one JSON line of findings; the parent asserts on them.
+cannot afford. Writes its findings with ``processes.write_result``; the parent asserts on them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import tempfile
+from typing import Any
+
+from processes import write_result
 
 
 class Model:
@@ -59,7 +62,7 @@ def main() -> None:
         resources={"accel": 4, "accelerator_type:T4": 1},
         include_dashboard=False,
         namespace="spark_ray",
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
     )
     from spark_ray import close_pools, ray_transform, to_ray_dataset
     from spark_ray.local_spark import local_spark
@@ -86,7 +89,7 @@ def main() -> None:
             close_pools()
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
 
-        options = {"num_gpus": 1, "resources": {"accel": 1}, "accelerator_type": "T4", "concurrency": 1}
+        options: dict[str, Any] = {"num_gpus": 1, "resources": {"accel": 1}, "accelerator_type": "T4", "concurrency": 1}
         small = spark.range(0, 2, numPartitions=1)
         for name, code in (("task", seen_in_task), ("actor", SeenInActor)):
             for run_in in ("executor", "driver"):
@@ -102,8 +105,7 @@ def main() -> None:
         spark.stop()  # the Spark workers and their Ray connections go; the blocks must not
     found["after_stop"] = {"count": ds.count(), "sum_id": ds.sum("id"), "sum_twice": ds.sum("twice")}
     ray.shutdown()
-    sys.stdout.write("CHILD_RESULT " + json.dumps(found) + "\n")
-    sys.stdout.flush()
+    write_result(found)
 
 
 if __name__ == "__main__":

@@ -11,20 +11,13 @@ from pyspark.errors import PythonException
 
 from spark_ray import ConfigError, UserCodeError, close_pools, ray_transform
 
-ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 SCHEMA = "id long, pid long, loads long"
 
 
 @pytest.fixture
-def small_arrow_batches(spark):
+def small_arrow_batches(arrow_batch_rows):
     """Spark hands Python 4 rows per Arrow batch: with batch_rows=4, 100 rows in 4 partitions are 28 shards."""
-    previous = spark.conf.get(ARROW_BATCH_ROWS, None)
-    spark.conf.set(ARROW_BATCH_ROWS, "4")
-    yield
-    if previous is None:
-        spark.conf.unset(ARROW_BATCH_ROWS)
-    else:
-        spark.conf.set(ARROW_BATCH_ROWS, previous)
+    arrow_batch_rows(4)
 
 
 @pytest.fixture

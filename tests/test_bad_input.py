@@ -9,10 +9,9 @@ import glob
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import pytest
+from processes import result_of, run_python
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PythonException
 from pyspark.sql import Row
@@ -101,52 +100,20 @@ def test_pandas_kind_sees_maps_as_dicts_as_the_row_kind_does(all_types_df):
     assert sorted(row.s for row in out.collect()) == ["dict ['a', 'b']", "dict []", "null"]
 
 
-# A batch as Spark sends a column of empty lists of strings: the strings' vector has length 0 and an
-# empty offsets buffer. Here that empty buffer ends where a PROT_NONE page begins, so any read of an
-# offset from it is a segfault every time, not only when Spark's buffer happens to end a page.
-_SHORT_OFFSETS_AT_A_GUARD_PAGE = """
-import ctypes, mmap, sys
-import pyarrow as pa
-
-page = mmap.PAGESIZE
-region = mmap.mmap(-1, 2 * page)
-start = ctypes.addressof(ctypes.c_char.from_buffer(region))
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-assert libc.mprotect(start + page, page, 0) == 0, ctypes.get_errno()
-no_offsets = pa.foreign_buffer(start + page, 0, base=region)
-strings = pa.StringArray.from_buffers(0, no_offsets, pa.py_buffer(b""))
-tags = pa.ListArray.from_arrays(pa.array([0, 0, 0], pa.int32()), strings)
-batch = pa.record_batch([pa.array([1, 2], pa.int64()), tags], names=["id", "tags"])
-if sys.argv[1] == "nbytes":
-    print(batch.nbytes)
-else:
-    from spark_ray.runners import coalesce
-
-    shards = list(coalesce([batch, batch], 1 << 20, 1000))
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, shards[0].schema) as writer:  # as the relay and Ray's serializer do
-        writer.write_table(shards[0])
-    print(len(shards), shards[0].column("tags").to_pylist(), shards[0].column("id").to_pylist(), shards[0].nbytes)
-"""
-
-
 def test_spark_batches_with_empty_offsets_buffers_are_cut_into_shards_without_reading_past_them():
     """Found as a Spark worker's segfault in CI (``RecordBatch.nbytes`` in ``Coalescer.add``)."""
 
-    def child(step: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-c", _SHORT_OFFSETS_AT_A_GUARD_PAGE, step], capture_output=True, text=True, timeout=120
-        )
-
+    # A column of empty lists of strings whose empty offsets buffer ends where a PROT_NONE page begins
+    # (guard_page_child.py): any read of an offset from it is a segfault every time, not only when
+    # Spark's buffer happens to end a page.
     # The hazard is real in this pyarrow: nbytes reads the first offset of the empty buffer.
-    assert child("nbytes").returncode == -signal.SIGSEGV
-    shards = child("coalesce")
+    assert run_python("guard_page_child.py", ["nbytes"], timeout_s=120).returncode == -signal.SIGSEGV
+    shards = run_python("guard_page_child.py", ["coalesce"], timeout_s=120)
     assert shards.returncode == 0, shards.stderr
     # One shard of both batches, every row in place, and its offsets complete (nbytes now reads them).
-    summary, nbytes = shards.stdout.strip().rsplit(" ", 1)
-    assert summary == "1 [[], [], [], []] [1, 2, 1, 2]"
-    assert int(nbytes) > 0
+    found = result_of(shards)
+    assert (found["shards"], found["tags"], found["ids"]) == (1, [[], [], [], []], [1, 2, 1, 2])
+    assert found["nbytes"] > 0
 
 
 # --------------------------------------------------------------------------- wrong returns

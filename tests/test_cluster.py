@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
 from conftest import stop_after_spark
-from processes import free_port, process_tree
+from processes import RayCluster, free_port, run_python
 
-from spark_ray import RayTransformConf, cluster, ray_transform
-
-RAY_CLI = os.path.join(os.path.dirname(sys.executable), "ray")
+from spark_ray import RayTransformConf, cluster, own_processes, ray_transform
 
 
 def _where_am_i(row):
@@ -28,27 +25,12 @@ def existing_cluster(spark, tmp_path_factory):
     It gets its own temp dir so that stopping it touches only its processes; it
     is stopped after the session's Spark workers (connected to it) are gone.
     """
-    port = free_port()
-    temp_dir = str(tmp_path_factory.mktemp("ray-cluster"))
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token")
-    start = [
-        RAY_CLI, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false",
-        f"--temp-dir={temp_dir}", "--disable-usage-stats",
-    ]  # fmt: skip
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
-    stop_after_spark(lambda: _kill(process_tree(temp_dir)))
+    head = RayCluster.start_head(str(tmp_path_factory.mktemp("ray-cluster")), num_cpus=1)
+    stop_after_spark(head.stop)
     try:
-        yield f"127.0.0.1:{port}"
+        yield head.address
     finally:
         cluster.ensure_driver_ray(RayTransformConf())  # back to the embedded Ray for later tests
-
-
-def _kill(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
 
 
 def test_existing_cluster_by_address_serves_driver_and_executors(spark, existing_cluster):
@@ -72,9 +54,8 @@ def test_embedded_ray_is_used_by_default(spark):
 def test_unreachable_address_names_it():
     # ray.init refuses a second connection in one process: try from a fresh one.
     port = free_port()
-    code = f"from spark_ray import cluster\ncluster._init_ray('127.0.0.1:{port}', 'spark_ray', None)\n"
     env = dict(os.environ, RAY_gcs_rpc_server_connect_timeout_s="3")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    result = run_python("connect_child.py", ["init", f"127.0.0.1:{port}"], env)
     assert result.returncode != 0
     assert f"RayConnectionError: could not connect to the Ray cluster at '127.0.0.1:{port}'" in result.stderr
 
@@ -84,15 +65,9 @@ def _gcs_system_config() -> dict:
     import base64
     import json
 
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                args = cmdline.read().decode(errors="replace").split("\0")
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if parent == os.getpid() and args[0].endswith("gcs_server"):
+    for pid in own_processes.descendants():
+        args = own_processes.command_line(pid).split()
+        if args and args[0].endswith("gcs_server"):
             encoded = next(arg.split("=", 1)[1] for arg in args if arg.startswith("--config_list="))
             return json.loads(base64.b64decode(encoded))
     raise AssertionError("no gcs_server started by this process")

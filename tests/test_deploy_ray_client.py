@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 import warnings
 
 import pytest
-from processes import RayCluster, free_port, process_tree, wait_gone
+from processes import RayCluster, free_port, process_tree, run_python, wait_gone
 
 from spark_ray import RayConnectionError, RayTransformConf, cluster, ray_transform
 from spark_ray.code_string import resolve_code_address
@@ -224,17 +223,17 @@ def test_a_client_address_nobody_listens_on_fails_fast_and_keeps_the_connection(
     assert _driver_is_a_client_of(head)  # a typo does not cost the working connection
 
 
-def _child(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _child(address: str, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``cluster._init_ray(address)`` in a fresh interpreter (connect_child.py) without this one's RAY_*."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("RAY_")}
     environment.update(env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environment)
+    return run_python("connect_child.py", ["init", address, *flags], environment, timeout_s=120)
 
 
 def test_a_wrong_token_is_refused_at_once_without_showing_it(head):
     wrong = "0123456789abcdef" * 2
-    code = f"from spark_ray import cluster\ncluster._init_ray({head.client_address!r}, 'spark_ray', None)\n"
     started = time.monotonic()
-    result = _child(code, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=wrong)
+    result = _child(head.client_address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=wrong)
     elapsed = time.monotonic() - started
     assert result.returncode != 0
     assert (
@@ -246,8 +245,7 @@ def test_a_wrong_token_is_refused_at_once_without_showing_it(head):
 
 
 def test_no_token_is_refused_at_once(head, tmp_path):
-    code = f"from spark_ray import cluster\ncluster._init_ray({head.client_address!r}, 'spark_ray', None)\n"
-    result = _child(code, HOME=str(tmp_path))  # no RAY_AUTH_*, no ~/.ray/auth_token
+    result = _child(head.client_address, HOME=str(tmp_path))  # no RAY_AUTH_*, no ~/.ray/auth_token
     assert result.returncode != 0
     assert (
         f"RayConnectionError: the Ray Client server at '{head.client_address}' requires an auth token, and this "
@@ -266,12 +264,7 @@ def test_ray_scheme_on_the_gcs_port_fails_at_once(spark, df, head):
 def test_without_the_client_extra_the_error_says_to_install_it():
     # grpc (what `ray[client]` adds) made unimportable in a child: nothing is uninstalled
     address = f"ray://127.0.0.1:{free_port()}"
-    code = (
-        "import sys\nsys.modules['grpc'] = None\n"
-        "from spark_ray import cluster\n"
-        f"cluster._init_ray({address!r}, 'spark_ray', None)\n"
-    )  # fmt: skip
-    result = _child(code)
+    result = _child(address, "--without-grpc")
     assert result.returncode != 0
     assert f"RayConnectionError: ray_address='{address}' is a Ray Client address" in result.stderr
     assert "pip install 'ray[client]'" in result.stderr

@@ -19,7 +19,6 @@ from spark_ray.conf import RayTransformConf, resolve_conf
 from spark_ray.ray_on_spark_sizing import SparkShape, default_setup_args, setup_args
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_on_spark_child.py")
-RESULT = "CHILD_RESULT "
 
 
 # --- the sizing rule and the option (no cluster) -------------------------------
@@ -98,7 +97,7 @@ def found():
         kill_pids(left)
         wait_gone(left, 10.0)
         shutil.rmtree(marker_dir, ignore_errors=True)
-    result = result_of(done, RESULT)
+    result = result_of(done)
     result["left_after_exit"] = left
     return result
 

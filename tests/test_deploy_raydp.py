@@ -14,7 +14,6 @@ group; the tests read its JSON result, and one checks that nothing of it is left
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,14 +24,15 @@ import time
 
 import pytest
 
-MARKER = "RAYDP_RESULT "
+from spark_ray import own_processes
+
 ROWS = 40
 
 if __name__ != "__main__":
     pytest.importorskip(
         "raydp", reason="raydp is not installed: RayDP needs pyspark <= 3.5.7, tested by `make test-spark35`"
     )
-    from processes import kill_pids, process_tree, wait_gone
+    from processes import kill_pids, process_tree, result_of, wait_gone
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -71,22 +71,14 @@ def found():
         pass
     kill_pids(process_tree(temp_dir))
     shutil.rmtree(temp_dir, ignore_errors=True)
-    for line in stdout.splitlines():
-        if line.startswith(MARKER):
-            result = json.loads(line[len(MARKER) :])
-            result["leftover"] = leftover_commands
-            result["seconds"] = seconds
-            return result
-    tail = "\n".join(stderr.strip().splitlines()[-40:])
-    pytest.fail(f"the RayDP child exited with {child.returncode} and no result:\n{tail}")
+    result = result_of(subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr))
+    result["leftover"] = leftover_commands
+    result["seconds"] = seconds
+    return result
 
 
 def _command(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return cmdline.read().replace(b"\0", b" ").decode(errors="replace")[:300]
-    except OSError:
-        return "?"
+    return own_processes.command_line(pid)[:300] or "?"
 
 
 def _expected_rows() -> list[list[object]]:
@@ -182,7 +174,9 @@ def _child(temp_dir: str) -> None:
         raydp.stop_spark()
         ray.shutdown()
     result["stopped"] = not ray.is_initialized()
-    print(MARKER + json.dumps(result), flush=True)
+    from processes import write_result
+
+    write_result(result)
 
 
 if __name__ == "__main__":

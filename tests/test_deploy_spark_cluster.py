@@ -14,7 +14,6 @@ import pytest
 from processes import RayCluster, SparkStandalone, result_of, spark_submit, wait_gone
 
 CHILD = os.path.join(os.path.dirname(__file__), "deploy_child.py")
-MARK = "DEPLOY_RESULT "
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def _submit(deployment, env: dict[str, str]):
     done = spark_submit(spark.master_url, CHILD, [ray_head.address, driver_only], timeout_s=480.0, env=env)
     errors = "\n".join(line for line in done.stderr.splitlines() if " INFO " not in line)
     assert done.returncode == 0, f"spark-submit failed:\n{done.stdout[-3000:]}\n{errors[-8000:]}"
-    return result_of(done, MARK), done
+    return result_of(done), done
 
 
 def test_spark_submit_runs_every_path_on_the_ray_node_that_has_the_resource(deployment):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import secrets
 import signal
@@ -35,9 +34,17 @@ TESTS = os.path.dirname(os.path.abspath(__file__))
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
-from processes import free_port, kill_pids, process_tree, spark_env, spark_home_dir, wait_gone  # noqa: E402
+from processes import (  # noqa: E402
+    free_port,
+    kill_pids,
+    process_tree,
+    result_of,
+    spark_env,
+    spark_home_dir,
+    wait_gone,
+    write_result,
+)
 
-MARKER = "CONNECT_RESULT "
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 pytestmark = pytest.mark.needs_spark4(
     reason="pyspark 3.5 ships no Spark Connect server (its spark-connect jar comes from Maven, not with pyspark)"
@@ -314,18 +321,14 @@ def found(connect_server: int) -> dict[str, Any]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
         child.wait()
-    for line in stdout.splitlines():
-        if line.startswith(MARKER):
-            result = json.loads(line[len(MARKER) :])
-            session_dir = result["ray_session_dir"]
-            left = wait_gone(process_tree(session_dir), 30)
-            assert not left, f"processes of the child's Ray ({session_dir}) left: {left}"
-            result["token"] = token
-            seconds = {name: value["seconds"] for name, value in result.items() if isinstance(value, dict)}
-            print(f"Spark Connect scenarios (s): {seconds}")
-            return result
-    tail = "\n".join(stderr.strip().splitlines()[-40:])
-    pytest.fail(f"the Connect client child exited with {child.returncode} and no result:\n{tail}")
+    result = result_of(subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr))
+    session_dir = result["ray_session_dir"]
+    left = wait_gone(process_tree(session_dir), 30)
+    assert not left, f"processes of the child's Ray ({session_dir}) left: {left}"
+    result["token"] = token
+    seconds = {name: value["seconds"] for name, value in result.items() if isinstance(value, dict)}
+    print(f"Spark Connect scenarios (s): {seconds}")
+    return result
 
 
 def _ok(found: dict[str, Any], name: str) -> Any:
@@ -439,4 +442,4 @@ def test_a_job_group_with_a_comma_is_refused(found):
 
 
 if __name__ == "__main__":
-    print(MARKER + json.dumps(child_main(sys.argv[1]), default=str), flush=True)
+    write_result(child_main(sys.argv[1]))

@@ -22,7 +22,6 @@ from processes import RayCluster, process_tree, result_of, run_child, spark_env,
 from spark_ray import RayWorkLostError, ray_transform
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faults_child.py")
-MARK = "FAULTS_RESULT "
 SCHEMA = "id long, twice long"
 EXPECTED = [[i, 2 * i] for i in range(40)]
 
@@ -66,13 +65,9 @@ def _die_at(row_id: int):
 
 
 @pytest.fixture
-def small_arrow_batches(spark):
+def small_arrow_batches(arrow_batch_rows):
     """Spark hands Python 5-row Arrow batches, so a 10-row shard streams as two: one can stop between them."""
-    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    before = spark.conf.get(key)
-    spark.conf.set(key, "5")
-    yield
-    spark.conf.set(key, before)
+    arrow_batch_rows(5)
 
 
 # --- 1. max_retries=0 and a worker that dies ----------------------------------------------------
@@ -180,7 +175,7 @@ def executor_killed(tmp_path_factory):
         done = run_child(
             [sys.executable, CHILD, "spark-executor-killed", marker_dir], _child_env(RAY_TMPDIR=ray_dir), 480.0
         )
-        found = result_of(done, MARK)
+        found = result_of(done)
         _assert_nothing_left([ray_dir, found["app_id"]])
         return found
     finally:
@@ -222,7 +217,7 @@ def test_the_ray_node_running_the_tasks_killed_mid_job_ends_the_job_naming_the_n
             _child_env(RAY_AUTH_MODE="token"),
             300.0,
         )
-        found = result_of(done, MARK)
+        found = result_of(done)
     finally:
         pids = head.processes()
         head.stop()
@@ -241,7 +236,7 @@ def test_the_embedded_ray_killed_between_calls_is_replaced_by_the_next_call():
     ray_dir = _ray_dir()
     try:
         done = run_child([sys.executable, CHILD, "embedded-ray-killed"], _child_env(RAY_TMPDIR=ray_dir), 300.0)
-        found = result_of(done, MARK)
+        found = result_of(done)
         expected = [[i, 2 * i] for i in range(20)]
         assert found["before"] == expected
         assert found["killed"] >= 3 and found["left"] == []
@@ -258,7 +253,7 @@ def test_a_raylet_that_hangs_at_start_is_stopped_and_the_embedded_ray_started_ag
     ray_dir = _ray_dir()
     try:
         done = run_child([sys.executable, CHILD, "raylet-hangs-at-start"], _child_env(RAY_TMPDIR=ray_dir), 300.0)
-        found = result_of(done, MARK)
+        found = result_of(done)
         assert found["rows"] == [[i, 2 * i] for i in range(20)]
         first = found["first_attempt"]
         assert first["raylet"] in first["pids"] and len(first["pids"]) >= 2, first

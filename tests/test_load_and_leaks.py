@@ -112,7 +112,7 @@ def child_run(leaks_child):
     """The child's run: a driver-mode call over a table twice the limit, a small executor-path call,
     then Ray stops before Spark."""
     done = leaks_child.finish(timeout_s=900)
-    return done, result_of(done, "LEAKS_CHILD_RESULT ")
+    return done, result_of(done)
 
 
 def test_200_jobs_in_a_row_leave_nothing_behind(spark, soak, tmp_path, leaks_child):

@@ -17,19 +17,11 @@ from pyspark.sql import Row
 from spark_ray import UserCodeError, ray_transform
 from spark_ray.runners import coalesce, in_order
 
-ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
-
 
 @pytest.fixture
-def one_row_arrow_batches(spark):
+def one_row_arrow_batches(arrow_batch_rows):
     """Spark hands Python one row per Arrow batch, so coalesce sees many small batches."""
-    previous = spark.conf.get(ARROW_BATCH_ROWS, None)
-    spark.conf.set(ARROW_BATCH_ROWS, "1")
-    yield
-    if previous is None:
-        spark.conf.unset(ARROW_BATCH_ROWS)
-    else:
-        spark.conf.set(ARROW_BATCH_ROWS, previous)
+    arrow_batch_rows(1)
 
 
 # --- in_order: work nobody will collect is cancelled -------------------------------------------

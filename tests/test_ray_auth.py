@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
-from processes import RayCluster
-
-CONNECT = """
-import sys
-from spark_ray import RayTransformConf, cluster
-spec = cluster.ensure_driver_ray(RayTransformConf(ray_address=sys.argv[1]))
-import ray
-print("CONNECTED", ray.get_runtime_context().gcs_address.rsplit(":", 1)[1], flush=True)
-cluster.shutdown()
-"""
+from processes import RayCluster, result_of, run_python
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +23,7 @@ def _connect(address: str, home: str, **env: str) -> subprocess.CompletedProcess
     """Connect from a fresh process whose HOME (and so ~/.ray/auth_token) is ``home``."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     child_env.update(HOME=home, RAY_USAGE_STATS_ENABLED="0", **env)
-    return subprocess.run(
-        [sys.executable, "-c", CONNECT, address], env=child_env, capture_output=True, text=True, timeout=180
-    )
+    return run_python("connect_child.py", ["ensure", address], child_env, timeout_s=180)
 
 
 def _real_token() -> str:
@@ -65,5 +53,5 @@ def test_a_token_in_the_home_directory_is_used_when_the_mode_is_unset(token_clus
     (tmp_path / ".ray" / "auth_token").write_text(_real_token())
     done = _connect(token_cluster.address, str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"CONNECTED {token_cluster.port}" in done.stdout
+    assert result_of(done) == {"port": token_cluster.port}
     assert _real_token() not in done.stdout + done.stderr

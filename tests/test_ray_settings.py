@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
 import pytest
+from processes import alive, kill_pids, mentioning, result_of, run_python
 from pyspark.errors import PythonException
 from pyspark.sql import Row
 
@@ -173,89 +172,24 @@ def test_unreachable_RAY_ADDRESS_fails_at_once_naming_it(df, monkeypatch, run_in
 
 # --- local_ray_cpus: in a fresh process, so the session's Ray is untouched -------------------------
 
-# Starts the embedded Ray with each size in turn, reports its CPUs and the Ray processes it started, stops.
-SIZE_PROBE = r"""
-import json, os, sys
-import ray
-import spark_ray
-from spark_ray.cluster import ensure_driver_ray
-from spark_ray.conf import RayTransformConf
-
-
-def descendants(root):
-    children = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(pid))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-sizes = []
-for cpus in json.loads(sys.argv[1]):
-    ensure_driver_ray(RayTransformConf(local_ray_cpus=cpus))
-    sizes.append(ray.cluster_resources()["CPU"])
-started = descendants(os.getpid())
-spark_ray.shutdown()
-print("RESULT " + json.dumps({"cpus": sizes, "ray_processes": started, "connected": ray.is_initialized()}))
-"""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _mentioning(text: str) -> list[int]:
-    """Live processes whose command line holds ``text``."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                if text.encode() in cmdline.read() and _alive(int(pid)):
-                    found.append(int(pid))
-        except OSError:
-            continue
-    return found
-
 
 def _run_size_probe(sizes: list[int]) -> dict:
-    """Run SIZE_PROBE in a fresh interpreter with its own Ray temp dir; fail if Ray processes outlive it."""
+    """Run ray_size_child.py in a fresh interpreter with its own Ray temp dir; fail if Ray processes outlive it."""
     ray_tmp = tempfile.mkdtemp(prefix="sr-", dir="/tmp")  # short: Ray's socket paths live under it
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(RAY_TMPDIR=ray_tmp, RAY_USAGE_STATS_ENABLED="0")
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", SIZE_PROBE, json.dumps(sizes)],
-            capture_output=True, text=True, timeout=300, env=env,
-        )  # fmt: skip
+        done = run_python("ray_size_child.py", [json.dumps(sizes)], env, timeout_s=300)
         assert done.returncode == 0, done.stderr[-3000:]
-        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-        assert line is not None, done.stdout[-3000:] + done.stderr[-3000:]
-        result = json.loads(line.removeprefix("RESULT "))
+        result = result_of(done)
         assert result["ray_processes"], "the probe saw no Ray processes of its own"
         # shutdown() stops Ray's processes; give them a moment to exit, then kill and report any left.
         deadline = time.monotonic() + 60
-        left = [p for p in result["ray_processes"] if _alive(p)] + _mentioning(ray_tmp)
+        left = [p for p in result["ray_processes"] if alive(p)] + mentioning(ray_tmp)
         while left and time.monotonic() < deadline:
             time.sleep(0.5)
-            left = [p for p in result["ray_processes"] if _alive(p)] + _mentioning(ray_tmp)
-        for pid in set(left):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            left = [p for p in result["ray_processes"] if alive(p)] + mentioning(ray_tmp)
+        kill_pids(sorted(set(left)))
         assert not left, f"Ray processes outlived spark_ray.shutdown(): {sorted(set(left))}"
         return result
     finally:

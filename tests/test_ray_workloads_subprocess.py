@@ -11,14 +11,13 @@ import pytest
 from processes import result_of, run_child
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_workloads_child.py")
-MARKER = "CHILD_RESULT "
 
 
 @pytest.fixture(scope="module")
 def found():
     """Run the child once for the module; stop its whole process group whatever happens."""
     done = run_child([sys.executable, CHILD], dict(os.environ, RAY_USAGE_STATS_ENABLED="0"), 600.0)
-    return result_of(done, MARKER)
+    return result_of(done)
 
 
 @pytest.mark.parametrize("run_in", ["executor", "driver"])

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from processes import run_python
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
@@ -619,28 +617,7 @@ def test_not_a_schema() -> None:
 
 
 def test_parsing_does_not_start_a_jvm_in_a_fresh_interpreter() -> None:
-    code = textwrap.dedent(
-        """
-        from pyspark import SparkContext
-        from spark_ray.errors import SchemaParseError
-        from spark_ray.schema import parse_schema, to_arrow_schema
-        schema = parse_schema("st(field(id,long),field(tags,array(string)))")
-        parse_schema("id long NOT NULL, m map<string, array<int>>")
-        parse_schema(schema.json())
-        to_arrow_schema(schema)
-        try:
-            parse_schema("st(field(id,lon))")
-        except SchemaParseError:
-            pass
-        else:
-            raise SystemExit("st(field(id,lon)) parsed")
-        assert SparkContext._active_spark_context is None
-        assert SparkContext._gateway is None
-        """
-    )
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=False, cwd=root, env=env, capture_output=True, text=True
-    )
+    result = run_python("no_jvm_child.py", [], env, timeout_s=300)
     assert result.returncode == 0, result.stderr

@@ -10,18 +10,10 @@ from spark_ray import ray_transform
 from spark_ray.runners import coalesce
 from spark_ray.shard_sizing import MAX_WINDOW, ShardSizer, stamp, take_timing, window_for
 
-ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
-
 
 @pytest.fixture
-def thousand_row_arrow_batches(spark):
-    previous = spark.conf.get(ARROW_BATCH_ROWS, None)
-    spark.conf.set(ARROW_BATCH_ROWS, "1000")
-    yield
-    if previous is None:
-        spark.conf.unset(ARROW_BATCH_ROWS)
-    else:
-        spark.conf.set(ARROW_BATCH_ROWS, previous)
+def thousand_row_arrow_batches(arrow_batch_rows):
+    arrow_batch_rows(1000)
 
 
 def test_the_sizer_starts_with_one_batch_then_aims_at_the_target():

@@ -21,12 +21,7 @@ from sql_ext.runner import FILE_SCHEMA
 MODEL_CONF = '!python conf "dataMode=model";\n!python conf "runIn=driver";\n'
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    """Variables, settings and caches that scripts leave never reach the next test."""
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 @pytest.fixture

@@ -25,11 +25,7 @@ ray_context.foreach(slow)
 """
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 def frames(stderr: str) -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 
 import spark_ray
 import spark_ray.pyjava
-from sql_ext import ScriptError, ScriptSession, run_script
+from sql_ext import ScriptError, run_script
 
 DATA = """
 set rows='''
@@ -35,11 +35,7 @@ load jsonStr.`rows` as sample_data;
 """
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 def run(spark, code, schema, run_in="driver", table="sample_parts", extra=""):

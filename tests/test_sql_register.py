@@ -36,11 +36,7 @@ ray_context.foreach(tag)
 """
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 @pytest.mark.parametrize(

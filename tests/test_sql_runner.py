@@ -23,12 +23,7 @@ ray_context.foreach(where)
 RAY_WORKER = "default_worker.py"
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    """Variables and settings that scripts leave in the session never reach the next test."""
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 def rows(df):

@@ -14,12 +14,7 @@ from sql_ext.runner import SET_TYPES
 ANSI = "spark.sql.ansi.enabled"
 
 
-@pytest.fixture(autouse=True)
-def fresh_script_session(spark):
-    """Variables and settings that scripts leave in the session never reach the next test."""
-    ScriptSession.forget(spark)
-    yield
-    ScriptSession.forget(spark)
+pytestmark = pytest.mark.usefixtures("fresh_script_session")  # conftest.py
 
 
 @pytest.fixture

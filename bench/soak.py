@@ -289,7 +289,7 @@ HEADER = (
 def soak(minutes: float, every_minutes: float, rows: int, print_row: Callable[[str], None]) -> list[Sample]:
     """Loop the job cycle for ``minutes`` on one session; a ``Sample`` after the first cycle (the warm-up)
     and every ``every_minutes`` after. A failed job is counted, its traceback printed, and the loop goes on."""
-    from spark_ray import cluster
+    from spark_ray import cluster, set_session_conf
     from spark_ray.conf import RayTransformConf
     from spark_ray.local_spark import local_spark
 
@@ -300,7 +300,8 @@ def soak(minutes: float, every_minutes: float, rows: int, print_row: Callable[[s
         cluster.ensure_driver_ray(RayTransformConf(local_ray_cpus=2))
         df = input_table(spark, rows)
         jobs = job_cycle()
-        options = {"spill_dir": spill_dir}
+        set_session_conf(spark, spill_dir=spill_dir)  # a default for the doors that use it (driver, model)
+        options: dict[str, Any] = {}
         start = time.monotonic()
         deadline = start + minutes * 60
         next_sample = None

@@ -371,7 +371,7 @@ class RayContext(TableReads):
         """Process the table shard by shard: ``func_for_rows(rows)`` yields rows."""
         return self._register("rows", func_for_rows)
 
-    def map_batches(self, fn: Callable[[Any], Any], batch_format: str = "pyarrow") -> None:
+    def map_batches(self, fn: Callable[[Any], Any], batch_format: str = "pyarrow") -> Any:
         """Process the table a batch at a time, as Ray Data's ``map_batches``: ``fn(batch)`` gets a pyarrow
         RecordBatch (``batch_format="pyarrow"``) or a pandas DataFrame (``"pandas"``) and returns the same.
         A spark-ray addition to pyjava's API; ``fn`` may be a callable class (an actor pool)."""
@@ -379,7 +379,7 @@ class RayContext(TableReads):
 
         if batch_format not in BATCH_FORMATS:
             raise TypeError(f"map_batches takes batch_format 'pyarrow' or 'pandas', got {batch_format!r}")
-        self._register(BATCH_FORMATS[batch_format], fn)
+        return self._register(BATCH_FORMATS[batch_format], fn)
 
     def setup(self, func_for_row: Callable[..., Any] | None, func_for_rows: Callable[..., Any] | None = None) -> Any:
         """The older form: a per-shard function wins over a per-row one.
@@ -414,6 +414,10 @@ def _run_on_mock_data(kind: str, fn: Callable[..., Any], rows: list[Any]) -> lis
     copies = [dict(row) if isinstance(row, dict) else row for row in rows]  # as a Ray task gets them
     if kind == "rows":
         return list(fn(iter(copies)) or [])
+    if kind in ("arrow", "pandas"):  # map_batches: the whole mock table as one batch
+        table = _table_of_rows(copies)
+        out = fn(table.to_batches()[0] if kind == "arrow" and table.num_rows else to_pandas(table))
+        return list(out.to_pylist() if hasattr(out, "to_pylist") else out.to_dict("records"))
     made: list[Any] = []
     for row in copies:
         out = fn(row)

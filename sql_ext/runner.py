@@ -765,6 +765,7 @@ class ScriptSession:
         return overrides
 
     def _transform(self, df: DataFrame, code: str, overrides: dict[str, Any]) -> DataFrame:
+        overrides = script_conf.for_the_door(self.spark, overrides)
         return ray_transform(df, code, **overrides)  # type: ignore[arg-type]  # strings are coerced by the conf
 
     def _ray_on(self, statement: RayOn) -> tuple[str, DataFrame]:

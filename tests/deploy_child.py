@@ -17,7 +17,7 @@ from processes import write_result
 from pyspark.sql import SparkSession
 
 import spark_ray
-from spark_ray import ray_transform
+from spark_ray import ray_transform, set_session_conf
 
 SCHEMA = "id long, node string, pid long"
 
@@ -49,7 +49,8 @@ def main() -> None:
     import ray
 
     df = spark.range(0, 40, numPartitions=4)
-    options: dict[str, Any] = {"ray_address": ray_address, "spill_dir": spill_dir, "batch_rows": 5}
+    set_session_conf(spark, spill_dir=spill_dir)  # a default for the doors that use it (driver, model)
+    options: dict[str, Any] = {"ray_address": ray_address, "batch_rows": 5}
     found: dict = {"master": spark.sparkContext.master}
     for run_in in ("executor", "driver"):
         out = ray_transform(df, where_am_i, SCHEMA, run_in=run_in, resources={"alice": 0.5}, **options)

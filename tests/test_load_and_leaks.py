@@ -21,6 +21,8 @@ from dataclasses import asdict
 import pytest
 from processes import result_of, spark_env
 
+from spark_ray import set_session_conf
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 BENCH_DIR = os.path.join(os.path.dirname(TESTS_DIR), "bench")
 CHILD = os.path.join(TESTS_DIR, "leaks_child.py")
@@ -127,9 +129,10 @@ def test_200_jobs_in_a_row_leave_nothing_behind(spark, soak, tmp_path, leaks_chi
     # One thing left behind per call of any one kind would be over every count's slack.
     assert max(amount for what, amount in SLACK.items() if what != "private MB") < (JOBS - WARM_UP) // len(jobs)
     censuses = {}
+    set_session_conf(spark, spill_dir=spill_dir)  # a default for the doors that use it (driver, model)
     try:
         for index in range(JOBS):
-            soak.check_job(jobs[index % len(jobs)], df, ROWS, {"spill_dir": spill_dir})
+            soak.check_job(jobs[index % len(jobs)], df, ROWS, {})
             if index + 1 in (WARM_UP, JOBS // 2, JOBS):
                 censuses[index + 1] = soak.census(spill_dir, skip=[leaks_child.process.pid])
     finally:

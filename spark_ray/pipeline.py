@@ -134,6 +134,4 @@ class RunnerPlan:
 
                 reopen_pool(self.pool, self.pool_spec)
         task_options = cloudpickle.loads(self.task_options_blob)
-        return runner_for(
-            self.job_id, self.program_blob, self.ray_spec, task_options, pool=self.pool, join_ray=join_ray
-        )
+        return runner_for(self.job_id, self.program_blob, self.ray_spec, task_options, pool=self.pool)

@@ -70,6 +70,10 @@ def registered_functions(spark: SparkSession) -> list[RegisteredFunction]:
     return [entry for _, entry in sorted(_REGISTERED.get(spark, {}).items())]
 
 
+# register_function's parameters that are not option knobs.
+_NOT_KNOBS = ("spark", "name", "code", "schema", "ray_remote_args")
+
+
 def register_function(
     spark: SparkSession,
     name: str,
@@ -147,9 +151,6 @@ def register_function(
     entry = RegisteredFunction(name, struct, user.label, options, protocol)
     _REGISTERED.setdefault(spark, {})[name] = entry
     return function
-
-
-_NOT_KNOBS = ("spark", "name", "code", "schema", "ray_remote_args")
 
 
 def _vectorized(runner: RunnerPlan, flow: ShardFlow, struct: StructType) -> tuple[UserDefinedTableFunction, str]:

@@ -302,23 +302,18 @@ def runner_for(
     ray_spec: Any,
     task_options: dict[str, Any],
     pool: Any = None,
-    join_ray: bool = True,
 ) -> BatchRunner:
     """The runner of one job in this process: Ray tasks (or the call's actor pool) when there is a
-    Ray to join, else in place.
+    Ray, else in place.
 
-    ``ray_spec`` is a ``cluster.RaySpec`` (joined here, once per process) or
-    None for python_mode="python". ``pool`` is an ``actor_pool.PoolRef``: the
+    ``ray_spec`` is a ``cluster.RaySpec`` this process has joined (``pipeline.RunnerPlan.runner``
+    joins it first), or None for python_mode="python". ``pool`` is an ``actor_pool.PoolRef``: the
     shards go to that pool's actors instead of tasks. Without a pool, a
     callable class is built once per Ray worker process (or, in place, once
     per Spark worker) and job.
     """
     if ray_spec is None:
         return InlineRunner(cached_program(job_id, program_blob))
-    if join_ray:
-        from .cluster import ensure_worker_ray
-
-        ensure_worker_ray(ray_spec)
     if pool is not None:
         from .actor_pool import PoolRunner
 

@@ -283,7 +283,7 @@ def query_stream(
     runner = plan_runner(user, blob, conf, ray_spec, job_id, registry=registration.registry)
     window = window_size(conf, registration.slots, registration.ray_cpus, runner.pool)
     flow = shard_flow(conf, window, ray=ray_spec is not None)
-    return flow.push(runner.runner(), max_rows=ROW_SHARD_ROWS)
+    return flow.push(runner.runner(join_ray=False), max_rows=ROW_SHARD_ROWS)  # joined above
 
 
 class _Shards:
